@@ -1,0 +1,9 @@
+import { app } from '@azure/functions';
+
+import { services } from '../shared/app';
+
+// Parse the settings when the app starts, so a missing setting stops the app with a list of every problem
+// instead of failing the first request.
+app.hook.appStart(() => {
+  services();
+});

@@ -1,0 +1,16 @@
+import { app } from '@azure/functions';
+
+import { services } from '../shared/app';
+import { handleDoorbell } from '../shared/operations/doorbell-handler';
+
+/**
+ * Queue trigger: one message = one customer's doorbell. Returning completes the message; throwing abandons
+ * it, so the broker redelivers and, past the queue's max delivery count, dead-letters it.
+ */
+app.serviceBusQueue('customer-operations-process', {
+  connection: 'SERVICEBUS_CONNECTION',
+  queueName: '%CUSTOMER_OPERATIONS_QUEUE%',
+  handler: async (message, context) => {
+    await handleDoorbell(services().ctx, message, { messageId: String(context.triggerMetadata?.messageId ?? '') });
+  },
+});

@@ -1,0 +1,11 @@
+import { app } from '@azure/functions';
+
+import { services } from '../shared/app';
+import { runJob } from '../shared/jobs';
+
+app.timer('sync-pending-timer', {
+  schedule: '0 */1 * * * *',
+  handler: async () => {
+    await runJob(services().ctx, 'sync-pending-operations');
+  },
+});

@@ -1,0 +1,41 @@
+import { settings } from './config';
+import { TokenVerifier } from './http/auth';
+import { ServiceBusDoorbell } from './messaging/doorbell';
+import type { SyncContext } from './operations/context';
+import { createStore } from './storage';
+
+/**
+ * The composition root: builds the use cases' dependencies once per process from the settings.
+ * Function entry points call `services()`; nothing else reads process.env.
+ */
+export interface Services {
+  ctx: SyncContext;
+  verifier: TokenVerifier;
+}
+
+let instance: Services | undefined;
+
+export function services(): Services {
+  if (instance) return instance;
+  const s = settings();
+  instance = {
+    ctx: {
+      store: createStore(s.STORAGE_CONNECTION_STRING, s.TABLE_PREFIX),
+      doorbell: new ServiceBusDoorbell(s.SERVICEBUS_CONNECTION, s.CUSTOMER_OPERATIONS_QUEUE),
+      clock: () => new Date(),
+      hq: { customerGroups: s.HQ_CUSTOMER_GROUPS },
+      retry: { maxAttempts: s.RETRY_MAX_ATTEMPTS, baseDelayMs: s.RETRY_BASE_DELAY_SECONDS * 1000 },
+      pendingResendAfterMs: s.PENDING_RESEND_AFTER_SECONDS * 1000,
+      log: (message) => console.warn(message),
+    },
+    verifier: new TokenVerifier({
+      issuer: s.AUTH_ISSUER,
+      audience: s.AUTH_AUDIENCE,
+      jwksUri: s.AUTH_JWKS_URI,
+      jwks: s.AUTH_JWKS,
+      devSecret: s.AUTH_DEV_SECRET,
+      channelClaim: s.AUTH_CHANNEL_CLAIM,
+    }),
+  };
+  return instance;
+}

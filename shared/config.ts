@@ -1,0 +1,51 @@
+import { z } from 'zod';
+
+/**
+ * Every setting the app reads, parsed once. A missing or invalid setting fails at start-up with one message
+ * that lists all of them, instead of surfacing as a 500 on the first request that needs it.
+ */
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const settingsSchema = z
+  .object({
+    STORAGE_CONNECTION_STRING: z.string().min(1),
+    SERVICEBUS_CONNECTION: z.string().min(1),
+    CUSTOMER_OPERATIONS_QUEUE: z.string().min(1).default('customer-operations'),
+    TABLE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9]{0,29}$|^$/, 'letters and digits, starting with a letter')
+      .default(''),
+    HQ_CUSTOMER_GROUPS: csv.default(['Retail', 'Wholesale', 'Employees']),
+    AUTH_ISSUER: z.string().min(1),
+    AUTH_AUDIENCE: z.string().min(1),
+    AUTH_JWKS_URI: z.url().optional(),
+    AUTH_JWKS: z.string().optional(),
+    AUTH_DEV_SECRET: z.string().min(16).optional(),
+    AUTH_CHANNEL_CLAIM: z.string().min(1).default('channel'),
+    PENDING_RESEND_AFTER_SECONDS: int(30),
+    RETRY_MAX_ATTEMPTS: int(5),
+    RETRY_BASE_DELAY_SECONDS: int(2),
+  })
+  .refine((s) => s.AUTH_JWKS_URI || s.AUTH_JWKS || s.AUTH_DEV_SECRET, {
+    message: 'set AUTH_JWKS_URI (Entra ID signing keys), AUTH_JWKS or, locally only, AUTH_DEV_SECRET',
+    path: ['AUTH_JWKS_URI'],
+  });
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export function parseSettings(env: Record<string, string | undefined>): Settings {
+  // Empty strings count as unset, so `FOO=` in a settings file falls back to the default.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = settingsSchema.safeParse(present);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+let cached: Settings | undefined;
+export const settings = (): Settings => (cached ??= parseSettings(process.env));

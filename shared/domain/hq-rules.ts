@@ -1,0 +1,70 @@
+import { applyChanges, attributeGrid, type AttributeChange, type Changes, customerDisplayName } from './changes';
+import { isKnownCountryRegion, isKnownCurrency } from './codes';
+import { type Customer, customerSchema } from './customer';
+import type { Operation } from './operation';
+
+export interface HqSettings {
+  customerGroups: readonly string[];
+}
+
+/** Why HQ refused an operation. Codes are stable: operators group failures by them. */
+export interface HqViolation {
+  code: 'CUSTOMER_GROUP_NOT_FOUND' | 'UNKNOWN_CURRENCY' | 'UNKNOWN_COUNTRY_REGION' | 'INVALID_CUSTOMER' | 'EMAIL_IN_USE';
+  message: string;
+}
+
+export type Evaluation =
+  | { ok: true; customer: Customer; grid: AttributeChange[] }
+  | { ok: false; violation: HqViolation; grid: AttributeChange[] };
+
+/**
+ * Applies an operation's changes to the current HQ customer and checks every HQ rule that needs no I/O.
+ * Email uniqueness needs the other customers, so the use case checks it after this passes.
+ */
+export function evaluate(current: Customer | undefined, changes: Changes, settings: HqSettings): Evaluation {
+  const grid = attributeGrid(current, changes);
+  const parsed = customerSchema.safeParse(applyChanges(current, changes));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'customer'} ${i.message}`);
+    return { ok: false, grid, violation: { code: 'INVALID_CUSTOMER', message: problems.join('; ') } };
+  }
+  const customer = parsed.data;
+  const violation = checkHqRules(customer, settings);
+  return violation ? { ok: false, grid, violation } : { ok: true, customer, grid };
+}
+
+export function checkHqRules(customer: Customer, settings: HqSettings): HqViolation | undefined {
+  const group = customer.customerGroup.toLowerCase();
+  if (!settings.customerGroups.some((g) => g.toLowerCase() === group)) {
+    return {
+      code: 'CUSTOMER_GROUP_NOT_FOUND',
+      message: `Customer group '${customer.customerGroup}' does not exist in HQ (known: ${settings.customerGroups.join(', ')}).`,
+    };
+  }
+  if (!isKnownCurrency(customer.currency)) {
+    return { code: 'UNKNOWN_CURRENCY', message: `Currency '${customer.currency}' is not a known currency code.` };
+  }
+  const country = customer.address?.countryRegion;
+  if (country !== undefined && !isKnownCountryRegion(country)) {
+    return { code: 'UNKNOWN_COUNTRY_REGION', message: `Country/region '${country}' is not a known code.` };
+  }
+  return undefined;
+}
+
+export const normalizeEmail = (email: string) => email.trim().toLowerCase();
+
+/** The one line an operator reads first: what the operation did, or why it did not. */
+export function describeApplied(op: Operation, customer: Customer, customerAccount: string): string {
+  if (op.type === 'Create') {
+    return `Created ${customer.customerType.toLowerCase()} '${customerDisplayName(customer)}' as customer ${customerAccount}.`;
+  }
+  const names = Object.keys(op.changes);
+  const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '');
+  return `Changed ${shown} of customer ${customerAccount}.`;
+}
+
+export function describeSubmitted(type: Operation['type'], changes: Changes, channel: string): string {
+  return type === 'Create'
+    ? `Create submitted by channel ${channel}; waiting to be applied to HQ.`
+    : `Edit of ${Object.keys(changes).join(', ')} submitted by channel ${channel}; waiting to be applied to HQ.`;
+}

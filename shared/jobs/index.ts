@@ -1,0 +1,44 @@
+import type { SyncContext } from '../operations/context';
+import type { JobRun } from '../storage/job-runs';
+import { notFound } from '../domain/errors';
+import { syncPendingOperations } from './sync-pending';
+
+type Job = (ctx: SyncContext) => Promise<{ counts: Record<string, number>; message: string }>;
+
+/** Every scheduled job by the name the API and the job log use. Timers and `POST /api/jobs/{job}/run` share it. */
+export const JOBS: Record<string, Job> = {
+  'sync-pending-operations': syncPendingOperations,
+};
+export const JOB_NAMES = Object.keys(JOBS);
+
+/** Runs a job and records the run, also when it fails (the failure is the run's message). */
+export async function runJob(ctx: SyncContext, name: string): Promise<JobRun> {
+  const job = JOBS[name];
+  if (!job) throw notFound('Job', name);
+  const started = ctx.clock();
+  let outcome: { counts: Record<string, number>; message: string };
+  let failure: unknown;
+  try {
+    outcome = await job(ctx);
+  } catch (error) {
+    failure = error;
+    outcome = { counts: { failed: 1 }, message: `Failed: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const finished = ctx.clock();
+  const run: JobRun = {
+    job: name,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationMs: finished.getTime() - started.getTime(),
+    ...outcome,
+  };
+  await ctx.store.tables.ensureCreated();
+  await ctx.store.jobRuns.record(run);
+  if (failure) throw failure;
+  return run;
+}
+
+export async function listJobRuns(ctx: SyncContext, limit = 50): Promise<JobRun[]> {
+  await ctx.store.tables.ensureCreated();
+  return ctx.store.jobRuns.latest(JOB_NAMES, limit);
+}

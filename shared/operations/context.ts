@@ -1,0 +1,15 @@
+import type { HqSettings } from '../domain/hq-rules';
+import type { DoorbellSender } from '../messaging/doorbell';
+import type { Store } from '../storage';
+
+/** What every use case receives: repositories, the doorbell, a clock and the rules' settings. */
+export interface SyncContext {
+  store: Store;
+  doorbell: DoorbellSender;
+  clock: () => Date;
+  hq: HqSettings;
+  retry: { maxAttempts: number; baseDelayMs: number };
+  /** A customer whose doorbell has not led to processing after this long gets it rung again. */
+  pendingResendAfterMs: number;
+  log: (message: string) => void;
+}

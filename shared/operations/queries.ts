@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+import { DomainError, notFound } from '../domain/errors';
+import { parseOperationId } from '../domain/operation';
+import type { Versioned } from '../storage/customer-store';
+import type { FeedItem, FeedPage } from '../storage/feed';
+import type { Operation } from '../domain/operation';
+import { resolveCustomerKey } from './accounts';
+import type { SyncContext } from './context';
+
+export async function getOperation(ctx: SyncContext, operationId: string): Promise<Versioned<Operation>> {
+  const id = parseOperationId(operationId);
+  const found = id && (await ctx.store.customers.getOperation(id.customerKey, id.seq));
+  if (!found) throw notFound('Operation', operationId, 'OPERATION_NOT_FOUND');
+  return found;
+}
+
+export async function getCustomer(ctx: SyncContext, account: string) {
+  const customerKey = await resolveCustomerKey(ctx.store, account).catch(() => undefined);
+  const record = customerKey && (await ctx.store.customers.getRecord(customerKey));
+  // Present only once the create is applied, and only under an account the customer really holds.
+  const r = record ? record.value : undefined;
+  if (!r?.customer || (account !== r.customerAccount && account !== r.asyncCustomerAccount)) {
+    throw notFound('Customer', account, 'CUSTOMER_NOT_FOUND');
+  }
+  return {
+    customerAccount: r.customerAccount!,
+    ...(r.asyncCustomerAccount ? { asyncCustomerAccount: r.asyncCustomerAccount } : {}),
+    customer: r.customer,
+    version: r.version,
+  };
+}
+
+/** Entries younger than this are held back so a reader's cursor never passes one still being written. */
+export const FEED_SETTLE_MS = 1000;
+export const FEED_PAGE_SIZE = 500;
+
+const cursorSchema = z.object({ day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), rowKey: z.string().max(512) });
+
+export async function readCustomerUpdates(
+  ctx: SyncContext,
+  cursor: string | undefined,
+): Promise<{ items: FeedItem[]; cursor: string }> {
+  await ctx.store.tables.ensureCreated();
+  const after = cursor === undefined ? undefined : decodeCursor(cursor);
+  const cutoff = new Date(ctx.clock().getTime() - FEED_SETTLE_MS).toISOString();
+  const page = await ctx.store.feed.read(after, cutoff, FEED_PAGE_SIZE);
+  return { items: page.items, cursor: encodeCursor(page.cursor) };
+}
+
+const encodeCursor = (cursor: FeedPage['cursor']) =>
+  Buffer.from(JSON.stringify(cursor ?? { day: '0000-00-00', rowKey: '' })).toString('base64url');
+
+function decodeCursor(cursor: string): FeedPage['cursor'] {
+  try {
+    const parsed = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    return parsed.day === '0000-00-00' ? undefined : parsed;
+  } catch {
+    throw new DomainError('VALIDATION_FAILED', 'The cursor is not one this feed returned.', {
+      cursor: ['is not a valid cursor'],
+    });
+  }
+}

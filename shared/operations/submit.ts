@@ -1,0 +1,147 @@
+import { attributeGrid, type Changes, flatten } from '../domain/changes';
+import type { Customer, CustomerPatch } from '../domain/customer';
+import { DomainError } from '../domain/errors';
+import { describeSubmitted } from '../domain/hq-rules';
+import { type CustomerRecord, type Operation, operationIdOf, type OperationType } from '../domain/operation';
+import { hasStatus } from '../storage/tables';
+import { newAsyncCustomerAccount, resolveCustomerKey } from './accounts';
+import type { SyncContext } from './context';
+
+export interface SubmitCreate {
+  channel: string;
+  customer: Customer;
+  by?: string;
+  /** Idempotency-Key header and a hash of the request it came with. */
+  idempotency?: { key: string; requestHash: string };
+}
+
+export interface Accepted {
+  operationId: string;
+  asyncCustomerAccount?: string;
+  status: 'Pending';
+}
+
+/**
+ * Accepts a create at once: a new customer partition holding the record and operation 1, written in one
+ * transaction. The channel gets the async customer account immediately; HQ applies it in the background.
+ */
+export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promise<Accepted> {
+  await ctx.store.tables.ensureCreated();
+  let customerKey = newAsyncCustomerAccount();
+  if (input.idempotency) {
+    const answer = await ctx.store.idempotency.claim(input.channel, input.idempotency.key, {
+      requestHash: input.idempotency.requestHash,
+      operationId: operationIdOf(customerKey, 1),
+      asyncCustomerAccount: customerKey,
+    });
+    if (answer.requestHash !== input.idempotency.requestHash) {
+      throw new DomainError(
+        'IDEMPOTENCY_KEY_REUSED',
+        'This Idempotency-Key was already used with a different request body; use a new key for a new customer.',
+      );
+    }
+    customerKey = answer.asyncCustomerAccount;
+  }
+
+  const now = ctx.clock();
+  for (let attempt = 0; ; attempt++) {
+    const operation = newOperation(customerKey, 1, 'Create', input.channel, flatten(input.customer), now, input.by);
+    const record: CustomerRecord = {
+      customerKey,
+      asyncCustomerAccount: customerKey,
+      version: 0,
+      nextSeq: 2,
+      appliedThrough: 0,
+      publishedThrough: 0,
+      updatedAt: now.toISOString(),
+    };
+    await ctx.store.pending.mark(customerKey, now);
+    try {
+      await ctx.store.customers.insertNew(record, operation);
+      break;
+    } catch (error) {
+      if (!hasStatus(error, 409)) throw error;
+      // A replayed idempotent request: the first attempt already created it. Otherwise a (50-bit) collision.
+      if (input.idempotency) break;
+      if (attempt >= 3) throw error;
+      customerKey = newAsyncCustomerAccount();
+    }
+  }
+  await ring(ctx, customerKey);
+  return { operationId: operationIdOf(customerKey, 1), asyncCustomerAccount: customerKey, status: 'Pending' };
+}
+
+export interface SubmitEdit {
+  channel: string;
+  account: string;
+  patch: CustomerPatch;
+  by?: string;
+}
+
+/**
+ * Accepts an edit by either account. The next sequence number is taken from the customer record and the
+ * operation inserted in the same ETag-guarded transaction, so concurrent edits get distinct, gap-free
+ * numbers in the order they were accepted.
+ */
+export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<Accepted> {
+  await ctx.store.tables.ensureCreated();
+  const customerKey = await resolveCustomerKey(ctx.store, input.account);
+  const changes = flatten(input.patch);
+  const now = ctx.clock();
+  await ctx.store.pending.mark(customerKey, now);
+  for (let attempt = 0; ; attempt++) {
+    const record = await ctx.store.customers.getRecord(customerKey);
+    if (!record) throw new DomainError('CUSTOMER_NOT_FOUND', `No customer has the account '${input.account}'.`);
+    const seq = record.value.nextSeq;
+    const operation = newOperation(customerKey, seq, 'Update', input.channel, changes, now, input.by);
+    operation.asyncCustomerAccount = record.value.asyncCustomerAccount;
+    operation.customerAccount = record.value.customerAccount;
+    try {
+      await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation);
+      await ring(ctx, customerKey);
+      return { operationId: operation.operationId, status: 'Pending' };
+    } catch (error) {
+      // Another submit or the processor changed the record since it was read: read it again.
+      if (!hasStatus(error, 409, 412) || attempt >= 20) throw error;
+    }
+  }
+}
+
+function newOperation(
+  customerKey: string,
+  seq: number,
+  type: OperationType,
+  channel: string,
+  changes: Changes,
+  now: Date,
+  by?: string,
+): Operation {
+  const at = now.toISOString();
+  return {
+    operationId: operationIdOf(customerKey, seq),
+    customerKey,
+    seq,
+    channel,
+    type,
+    asyncCustomerAccount: type === 'Create' ? customerKey : undefined,
+    operationTimestamp: at,
+    status: 'Pending',
+    changeDescription: describeSubmitted(type, changes, channel),
+    changes,
+    attributes: attributeGrid(undefined, changes),
+    attempts: 0,
+    history: [{ at, status: 'Pending', detail: `Submitted by channel ${channel}.`, by }],
+  };
+}
+
+/**
+ * The operation is durable before the doorbell rings, and the customer is listed in the pending index,
+ * so a failed ring is logged rather than failing the request: the sync-pending job rings again.
+ */
+async function ring(ctx: SyncContext, customerKey: string): Promise<void> {
+  try {
+    await ctx.doorbell.ring([customerKey]);
+  } catch (error) {
+    ctx.log(`Doorbell for ${customerKey} not sent (the sync-pending job will retry): ${String(error)}`);
+  }
+}

@@ -1,0 +1,181 @@
+import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
+
+import type { AttributeChange, Changes } from '../domain/changes';
+import type { Customer } from '../domain/customer';
+import {
+  type CustomerRecord,
+  type HistoryEntry,
+  type LastError,
+  type Operation,
+  operationIdOf,
+  seqRowKey,
+} from '../domain/operation';
+import { getOrUndefined, packJson, unpackJson } from './tables';
+
+/**
+ * Table `Customers` — one partition per customer (PartitionKey = customer key, i.e. its async customer
+ * account, or its customer account when HQ created it):
+ *
+ *   RowKey `customer`        the HQ customer master record and the partition's bookkeeping (CustomerRecord)
+ *   RowKey `op-0000000001`   its operations in submission order (Operation)
+ *
+ * Keeping a customer's record and operations in one partition is what makes processing exact: accepting an
+ * operation (bump nextSeq + insert operation) and applying operations (update record + operations) are each
+ * one entity-group transaction guarded by the record's ETag, so a crash or a concurrent processor can never
+ * leave the customer and its audit trail disagreeing. Queries served: point reads, and "the record plus
+ * operations from seq N" as one range query inside one partition.
+ */
+export interface Versioned<T> {
+  value: T;
+  etag: string;
+}
+
+const RECORD_ROW = 'customer';
+
+export class CustomerStore {
+  constructor(private readonly table: TableClient) {}
+
+  async getRecord(customerKey: string): Promise<Versioned<CustomerRecord> | undefined> {
+    const entity = await getOrUndefined(this.table, customerKey, RECORD_ROW);
+    return entity && { value: toRecord(entity), etag: entity.etag };
+  }
+
+  async getOperation(customerKey: string, seq: number): Promise<Versioned<Operation> | undefined> {
+    const entity = await getOrUndefined(this.table, customerKey, seqRowKey(seq));
+    return entity && { value: toOperation(entity), etag: entity.etag };
+  }
+
+  /**
+   * The record and every operation not yet Synced, in submission order, in one round trip. Synced operations
+   * are filtered out by the service, so a long history does not slow processing down.
+   */
+  async readUnapplied(
+    customerKey: string,
+  ): Promise<{ record?: Versioned<CustomerRecord>; operations: Versioned<Operation>[] }> {
+    const filter = odata`PartitionKey eq ${customerKey} and (RowKey eq ${RECORD_ROW} or (RowKey ge ${'op-'} and RowKey lt ${'op.'} and status ne ${'Synced'}))`;
+    let record: Versioned<CustomerRecord> | undefined;
+    const operations: Versioned<Operation>[] = [];
+    for await (const entity of this.table.listEntities({ queryOptions: { filter } })) {
+      const etag = entity.etag;
+      if (entity.rowKey === RECORD_ROW) record = { value: toRecord(entity), etag };
+      else operations.push({ value: toOperation(entity), etag });
+    }
+    operations.sort((a, b) => a.value.seq - b.value.seq);
+    return { record, operations };
+  }
+
+  /** A new customer and its create operation; fails with 409 if the customer key is taken. */
+  async insertNew(record: CustomerRecord, create: Operation): Promise<void> {
+    await this.table.submitTransaction([
+      ['create', fromRecord(record)],
+      ['create', fromOperation(create)],
+    ]);
+  }
+
+  /** Accepts an operation for an existing customer; fails with 412 if the record changed since it was read. */
+  async append(record: Versioned<CustomerRecord>, operation: Operation): Promise<void> {
+    await this.table.submitTransaction([
+      ['update', fromRecord(record.value), 'Replace', { etag: record.etag }],
+      ['create', fromOperation(operation)],
+    ]);
+  }
+
+  /**
+   * Writes the record and operations together or not at all. Each operation is written with its own ETag
+   * when it has one, so an operator's edit that lands in between makes the whole commit fail and retry.
+   */
+  async commit(record: Versioned<CustomerRecord>, operations: Versioned<Operation>[]): Promise<void> {
+    const actions: TransactionAction[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
+    for (const op of operations) actions.push(['update', fromOperation(op.value), 'Replace', { etag: op.etag }]);
+    await this.table.submitTransaction(actions);
+  }
+
+  async updateOperation(operation: Versioned<Operation>): Promise<string> {
+    const result = await this.table.updateEntity(fromOperation(operation.value), 'Replace', { etag: operation.etag });
+    return result.etag ?? '';
+  }
+
+  async updateRecord(record: Versioned<CustomerRecord>): Promise<string> {
+    const result = await this.table.updateEntity(fromRecord(record.value), 'Replace', { etag: record.etag });
+    return result.etag ?? '';
+  }
+}
+
+/** An entity as the SDK returns it from reads and queries. */
+type Entity = Record<string, unknown> & { partitionKey?: string; rowKey?: string };
+
+function fromRecord(r: CustomerRecord): TableEntity {
+  return {
+    partitionKey: r.customerKey,
+    rowKey: RECORD_ROW,
+    asyncCustomerAccount: r.asyncCustomerAccount,
+    customerAccount: r.customerAccount,
+    version: r.version,
+    nextSeq: r.nextSeq,
+    appliedThrough: r.appliedThrough,
+    publishedThrough: r.publishedThrough,
+    updatedAt: r.updatedAt,
+    ...(r.customer ? packJson('customer', r.customer) : {}),
+  };
+}
+
+function toRecord(e: Entity): CustomerRecord {
+  return {
+    customerKey: e.partitionKey!,
+    asyncCustomerAccount: e.asyncCustomerAccount as string | undefined,
+    customerAccount: e.customerAccount as string | undefined,
+    customer: unpackJson<Customer>(e, 'customer'),
+    version: e.version as number,
+    nextSeq: e.nextSeq as number,
+    appliedThrough: e.appliedThrough as number,
+    publishedThrough: e.publishedThrough as number,
+    updatedAt: e.updatedAt as string | undefined,
+  };
+}
+
+function fromOperation(op: Operation): TableEntity {
+  return {
+    partitionKey: op.customerKey,
+    rowKey: seqRowKey(op.seq),
+    seq: op.seq,
+    channel: op.channel,
+    type: op.type,
+    asyncCustomerAccount: op.asyncCustomerAccount,
+    customerAccount: op.customerAccount,
+    operationTimestamp: op.operationTimestamp,
+    status: op.status,
+    changeDescription: op.changeDescription,
+    attempts: op.attempts,
+    nextAttemptAt: op.nextAttemptAt,
+    waitingOn: op.waitingOn,
+    appliedAt: op.appliedAt,
+    ...(op.lastError ? packJson('lastError', op.lastError) : {}),
+    ...packJson('changes', op.changes),
+    ...packJson('attributes', op.attributes),
+    ...packJson('history', op.history),
+  };
+}
+
+function toOperation(e: Entity): Operation {
+  const seq = e.seq as number;
+  return {
+    operationId: operationIdOf(e.partitionKey!, seq),
+    customerKey: e.partitionKey!,
+    seq,
+    channel: e.channel as string,
+    type: e.type as Operation['type'],
+    asyncCustomerAccount: e.asyncCustomerAccount as string | undefined,
+    customerAccount: e.customerAccount as string | undefined,
+    operationTimestamp: e.operationTimestamp as string,
+    status: e.status as Operation['status'],
+    changeDescription: e.changeDescription as string,
+    changes: unpackJson<Changes>(e, 'changes') ?? {},
+    attributes: unpackJson<AttributeChange[]>(e, 'attributes') ?? [],
+    lastError: unpackJson<LastError>(e, 'lastError'),
+    attempts: e.attempts as number,
+    nextAttemptAt: e.nextAttemptAt as string | undefined,
+    waitingOn: e.waitingOn as string | undefined,
+    appliedAt: e.appliedAt as string | undefined,
+    history: unpackJson<HistoryEntry[]>(e, 'history') ?? [],
+  };
+}

@@ -1,0 +1,36 @@
+import { AccountIndex, AccountNumberAllocator } from './accounts';
+import { CustomerStore } from './customer-store';
+import { EmailClaims } from './email-claims';
+import { CustomerFeed } from './feed';
+import { IdempotencyKeys } from './idempotency';
+import { JobRunLog } from './job-runs';
+import { PendingIndex } from './pending-index';
+import { TableSet } from './tables';
+
+/** Every repository over one set of tables; the only place that wires @azure/data-tables clients. */
+export interface Store {
+  tables: TableSet;
+  customers: CustomerStore;
+  accounts: AccountIndex;
+  accountNumbers: AccountNumberAllocator;
+  emailClaims: EmailClaims;
+  pending: PendingIndex;
+  feed: CustomerFeed;
+  jobRuns: JobRunLog;
+  idempotency: IdempotencyKeys;
+}
+
+export function createStore(connectionString: string, tablePrefix = ''): Store {
+  const tables = new TableSet(connectionString, tablePrefix);
+  return {
+    tables,
+    customers: new CustomerStore(tables.get('customers')),
+    accounts: new AccountIndex(tables.get('accounts')),
+    accountNumbers: new AccountNumberAllocator(tables.get('sequences')),
+    emailClaims: new EmailClaims(tables.get('emailClaims')),
+    pending: new PendingIndex(tables.get('pending')),
+    feed: new CustomerFeed(tables.get('feed')),
+    jobRuns: new JobRunLog(tables.get('jobRuns')),
+    idempotency: new IdempotencyKeys(tables.get('idempotency')),
+  };
+}

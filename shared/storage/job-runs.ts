@@ -1,0 +1,64 @@
+import { odata, type TableClient } from '@azure/data-tables';
+
+import { packJson, unpackJson } from './tables';
+
+/**
+ * Table `JobRuns` — PartitionKey = job name, RowKey = inverted start time (+ a random suffix), so each job's
+ * partition lists newest first and "the latest N runs" is a top-N read of a few known partitions.
+ */
+export interface JobRun {
+  job: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  counts: Record<string, number>;
+  message: string;
+}
+
+const MAX_TIME = 9_999_999_999_999;
+
+export class JobRunLog {
+  constructor(private readonly table: TableClient) {}
+
+  async record(run: JobRun): Promise<void> {
+    const inverted = String(MAX_TIME - Date.parse(run.startedAt)).padStart(13, '0');
+    await this.table.createEntity({
+      partitionKey: run.job,
+      rowKey: `${inverted}-${Math.random().toString(36).slice(2, 8)}`,
+      startedAt: run.startedAt,
+      finishedAt: run.finishedAt,
+      durationMs: run.durationMs,
+      message: run.message,
+      ...packJson('counts', run.counts),
+    });
+  }
+
+  async latest(jobs: readonly string[], limit: number): Promise<JobRun[]> {
+    const perJob = await Promise.all(
+      jobs.map(async (job) => {
+        const runs: JobRun[] = [];
+        const pages = this.table
+          .listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${job}` } })
+          .byPage({ maxPageSize: limit });
+        for await (const page of pages) {
+          for (const e of page) {
+            runs.push({
+              job,
+              startedAt: e.startedAt as string,
+              finishedAt: e.finishedAt as string,
+              durationMs: e.durationMs as number,
+              counts: unpackJson<Record<string, number>>(e, 'counts') ?? {},
+              message: e.message as string,
+            });
+          }
+          break; // the first page holds the newest `limit` runs
+        }
+        return runs;
+      }),
+    );
+    return perJob
+      .flat()
+      .sort((a, b) => b.startedAt.localeCompare(a.startedAt))
+      .slice(0, limit);
+  }
+}

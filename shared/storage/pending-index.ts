@@ -1,0 +1,74 @@
+import { odata, type TableClient } from '@azure/data-tables';
+
+import { hasStatus } from './tables';
+
+/**
+ * Table `PendingCustomers` — PartitionKey `shard-00`..`shard-15` (hash of the customer key), RowKey = customer
+ * key → { updatedAt, nextAttemptAt? }. Lists every customer that has operations still to apply, so the
+ * `sync-pending-operations` job can re-ring their doorbells after a lost message, a crash or a retry delay.
+ *
+ * It is written before an operation is accepted and cleared by the processor with the ETag it read before
+ * processing: a submit that lands meanwhile changes the ETag, the clear fails, and the customer stays listed.
+ * Sharding keeps the write rate per partition bounded; the job reads the 16 shards (a bounded set).
+ */
+export const PENDING_SHARDS = 16;
+
+export interface PendingEntry {
+  customerKey: string;
+  updatedAt: string;
+  nextAttemptAt?: string;
+  etag: string;
+}
+
+export class PendingIndex {
+  constructor(private readonly table: TableClient) {}
+
+  async mark(customerKey: string, now: Date, nextAttemptAt?: string): Promise<void> {
+    await this.table.upsertEntity(
+      { partitionKey: shardOf(customerKey), rowKey: customerKey, updatedAt: now.toISOString(), nextAttemptAt },
+      'Replace',
+    );
+  }
+
+  async get(customerKey: string): Promise<PendingEntry | undefined> {
+    try {
+      const e = await this.table.getEntity<{ updatedAt: string; nextAttemptAt?: string }>(
+        shardOf(customerKey),
+        customerKey,
+      );
+      return { customerKey, updatedAt: e.updatedAt, nextAttemptAt: e.nextAttemptAt, etag: e.etag };
+    } catch (error) {
+      if (hasStatus(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Clears the entry only if nobody marked it since it was read. */
+  async clear(entry: PendingEntry): Promise<void> {
+    try {
+      await this.table.deleteEntity(shardOf(entry.customerKey), entry.customerKey, { etag: entry.etag });
+    } catch (error) {
+      if (!hasStatus(error, 404, 412)) throw error;
+    }
+  }
+
+  async *list(): AsyncIterable<PendingEntry> {
+    for (let shard = 0; shard < PENDING_SHARDS; shard++) {
+      const filter = odata`PartitionKey eq ${shardName(shard)}`;
+      const entities = this.table.listEntities<{ updatedAt: string; nextAttemptAt?: string }>({
+        queryOptions: { filter },
+      });
+      for await (const e of entities) {
+        yield { customerKey: e.rowKey!, updatedAt: e.updatedAt, nextAttemptAt: e.nextAttemptAt, etag: e.etag };
+      }
+    }
+  }
+}
+
+const shardName = (n: number) => `shard-${String(n).padStart(2, '0')}`;
+
+function shardOf(customerKey: string): string {
+  let hash = 0;
+  for (let i = 0; i < customerKey.length; i++) hash = (hash * 31 + customerKey.charCodeAt(i)) >>> 0;
+  return shardName(hash % PENDING_SHARDS);
+}

@@ -1,0 +1,105 @@
+import { RestError, type TableClient, TableClient as Client, type TableEntity } from '@azure/data-tables';
+
+/**
+ * Every table the app uses. One place knows their names so a prefix (TABLE_PREFIX) can give tests and
+ * side-by-side deployments their own set.
+ */
+export const TABLE_NAMES = {
+  customers: 'Customers',
+  accounts: 'CustomerAccounts',
+  emailClaims: 'EmailClaims',
+  pending: 'PendingCustomers',
+  feed: 'CustomerFeed',
+  jobRuns: 'JobRuns',
+  idempotency: 'IdempotencyKeys',
+  sequences: 'Sequences',
+} as const;
+export type TableName = keyof typeof TABLE_NAMES;
+
+export class TableSet {
+  private readonly clients = new Map<TableName, TableClient>();
+  private created?: Promise<void>;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly prefix = '',
+  ) {}
+
+  get(name: TableName): TableClient {
+    let client = this.clients.get(name);
+    if (!client) {
+      client = Client.fromConnectionString(this.connectionString, this.prefix + TABLE_NAMES[name], {
+        allowInsecureConnection: isLocalEndpoint(this.connectionString),
+      });
+      this.clients.set(name, client);
+    }
+    return client;
+  }
+
+  /** Creates the tables once per process; createTable is a no-op for a table that exists. */
+  ensureCreated(): Promise<void> {
+    this.created ??= Promise.all(
+      (Object.keys(TABLE_NAMES) as TableName[]).map((name) => this.get(name).createTable()),
+    ).then(
+      () => undefined,
+      (error: unknown) => {
+        this.created = undefined;
+        throw error;
+      },
+    );
+    return this.created;
+  }
+
+  /** One real round trip to storage (a point read that finds nothing), for the health check. */
+  async ping(): Promise<void> {
+    await this.ensureCreated();
+    await getOrUndefined(this.get('sequences'), 'health', 'ping');
+  }
+}
+
+const isLocalEndpoint = (connectionString: string) =>
+  /UseDevelopmentStorage=true|Endpoint=http:\/\/(127\.0\.0\.1|localhost)/i.test(connectionString);
+
+export const hasStatus = (error: unknown, ...codes: number[]): boolean =>
+  error instanceof RestError && error.statusCode !== undefined && codes.includes(error.statusCode);
+
+/** 404 from a point read means "absent", which callers model as undefined. */
+export async function getOrUndefined<T extends object>(
+  table: TableClient,
+  partitionKey: string,
+  rowKey: string,
+): Promise<(TableEntity<T> & { etag: string }) | undefined> {
+  try {
+    return (await table.getEntity<T>(partitionKey, rowKey)) as TableEntity<T> & { etag: string };
+  } catch (error) {
+    if (hasStatus(error, 404)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Keys may not contain / \ # ? or control characters, and user input (emails, idempotency keys) can.
+ * Percent-encoding those (and % itself) keeps keys readable, unique and reversible.
+ */
+export const encodeKey = (value: string): string =>
+  // eslint-disable-next-line no-control-regex
+  value.replace(/[%/\\#?\u0000-\u001f\u007f-\u009f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
+/**
+ * A string property holds at most 64 KiB (32K UTF-16 characters), but a customer with 50 long attributes
+ * can exceed that, so JSON values are split across `<name>`, `<name>_1`, `<name>_2`, ...
+ */
+const CHUNK = 30_000;
+export function packJson(name: string, value: unknown): Record<string, string> {
+  const json = JSON.stringify(value);
+  const out: Record<string, string> = { [name]: json.slice(0, CHUNK) };
+  for (let i = 1; i * CHUNK < json.length; i++) out[`${name}_${i}`] = json.slice(i * CHUNK, (i + 1) * CHUNK);
+  return out;
+}
+
+export function unpackJson<T>(entity: Record<string, unknown>, name: string): T | undefined {
+  let json = entity[name];
+  if (typeof json !== 'string') return undefined;
+  for (let i = 1; typeof entity[`${name}_${i}`] === 'string'; i++) json += entity[`${name}_${i}`] as string;
+  return JSON.parse(json) as T;
+}
