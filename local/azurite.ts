@@ -1,0 +1,91 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+
+import { freePort } from './ports';
+
+// Azurite's well-known development account (public, documented by Microsoft; not a secret).
+const ACCOUNT = 'devstoreaccount1';
+const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export interface AzuriteOptions {
+  /** 0 = a free port. */
+  port?: number;
+  /** Folder to persist data in; omitted = in memory. */
+  location?: string;
+  log?: (line: string) => void;
+}
+
+export interface Azurite {
+  readonly port: number;
+  readonly connectionString: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Azurite's Table service as a child process (its own event loop, so it does not compete with the
+ * host for one). --skipApiVersionCheck because the current SDKs send a newer API version than Azurite knows;
+ * --disableTelemetry because this machine has no internet.
+ */
+export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurite> {
+  const port = options.port || (await freePort());
+  const args = [
+    require.resolve('azurite/dist/src/table/main.js'),
+    '--tableHost',
+    '127.0.0.1',
+    '--tablePort',
+    String(port),
+    '--disableTelemetry',
+    '--skipApiVersionCheck',
+    '--silent',
+  ];
+  if (options.location) {
+    mkdirSync(options.location, { recursive: true });
+    args.push('--location', options.location);
+  } else {
+    args.push('--inMemoryPersistence');
+  }
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  await waitForListening(child, options.log);
+  return {
+    port,
+    connectionString:
+      `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
+      `TableEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`,
+    close: () => stop(child),
+  };
+}
+
+function waitForListening(child: ChildProcess, log?: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`Azurite did not start within 30 s:\n${output}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/successfully (started|listening)/i.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      log?.(`azurite: ${chunk.toString().trim()}`);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Azurite exited with code ${code}:\n${output}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

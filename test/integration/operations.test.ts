@@ -1,0 +1,192 @@
+import { describe, expect, it } from 'vitest';
+
+import { DomainError } from '../../shared/domain/errors';
+import { parseOperationId } from '../../shared/domain/operation';
+import { runJob } from '../../shared/jobs';
+import { processCustomer } from '../../shared/operations/process';
+import { getCustomer, getOperation, readCustomerUpdates } from '../../shared/operations/queries';
+import { submitCreate, submitEdit } from '../../shared/operations/submit';
+import { person, testContext } from '../support';
+
+const channel = 'web';
+const keyOf = (operationId: string) => parseOperationId(operationId)!.customerKey;
+const later = (ms: number) => new Date(Date.now() + ms);
+
+describe('processing customer operations against Table Storage', () => {
+  it('a create becomes Synced with a customer account, an audit trail and a feed entry', async () => {
+    const { ctx, doorbell } = testContext();
+    const customer = person();
+    const accepted = await submitCreate(ctx, { channel, customer });
+    expect(accepted).toMatchObject({ status: 'Pending', asyncCustomerAccount: expect.stringMatching(/^ASYNC-/) });
+    expect(doorbell.rung.map((r) => r.customerKey)).toEqual([accepted.asyncCustomerAccount]);
+
+    await processCustomer(ctx, keyOf(accepted.operationId));
+
+    const { value: op } = await getOperation(ctx, accepted.operationId);
+    expect(op.status).toBe('Synced');
+    expect(op.customerAccount).toMatch(/^C\d{9}$/);
+    expect(op.changeDescription).toContain(op.customerAccount);
+    expect(op.history.map((h) => h.status)).toEqual(['Pending', 'Synced']);
+    expect(op.attributes).toContainEqual({ name: 'address.city', oldValue: null, newValue: 'Aarhus' });
+
+    const byReal = await getCustomer(ctx, op.customerAccount!);
+    const byAsync = await getCustomer(ctx, accepted.asyncCustomerAccount!);
+    expect(byReal).toEqual(byAsync);
+    expect(byReal).toMatchObject({ customer, version: 1, asyncCustomerAccount: accepted.asyncCustomerAccount });
+
+    const feed = await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, undefined);
+    expect(feed.items).toEqual([
+      expect.objectContaining({ customerAccount: op.customerAccount, asyncCustomerAccount: accepted.asyncCustomerAccount }),
+    ]);
+    const again = await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, feed.cursor);
+    expect(again.items).toEqual([]);
+  });
+
+  it('an unknown customer group fails the create with a last known error', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel, customer: person({ customerGroup: 'VIP' }) });
+    await processCustomer(ctx, keyOf(accepted.operationId));
+    const { value: op } = await getOperation(ctx, accepted.operationId);
+    expect(op).toMatchObject({ status: 'Failed', lastError: { code: 'CUSTOMER_GROUP_NOT_FOUND' } });
+    expect(op.changeDescription).toMatch(/VIP/);
+    await expect(getCustomer(ctx, accepted.asyncCustomerAccount!)).rejects.toThrow(DomainError);
+  });
+
+  it('an edit of a customer whose create failed waits and says which operation it waits on', async () => {
+    const { ctx } = testContext();
+    const create = await submitCreate(ctx, { channel, customer: person({ currency: 'ZZZ' }) });
+    const edit = await submitEdit(ctx, { channel, account: create.asyncCustomerAccount!, patch: { phone: '+45 12' } });
+    await processCustomer(ctx, keyOf(create.operationId));
+    const { value: waiting } = await getOperation(ctx, edit.operationId);
+    expect(waiting).toMatchObject({
+      status: 'Pending',
+      waitingOn: create.operationId,
+      lastError: { code: 'WAITING_FOR_OPERATION' },
+    });
+    expect(waiting.lastError!.message).toContain('is not a known currency');
+  });
+
+  it('five rapid edits of one customer apply in submission order', async () => {
+    const { ctx } = testContext();
+    const create = await submitCreate(ctx, { channel, customer: person() });
+    const account = create.asyncCustomerAccount!;
+    const edits = [];
+    for (let i = 1; i <= 5; i++) edits.push(await submitEdit(ctx, { channel, account, patch: { phone: `+45 ${i}` } }));
+    // Duplicate and concurrent doorbells: two processors race on the same customer.
+    await Promise.all([processCustomer(ctx, account), processCustomer(ctx, account), processCustomer(ctx, account)]);
+    const customer = await getCustomer(ctx, account);
+    expect(customer).toMatchObject({ version: 6, customer: { phone: '+45 5' } });
+    for (const edit of edits) expect((await getOperation(ctx, edit.operationId)).value.status).toBe('Synced');
+    const feed = await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, undefined);
+    expect(feed.items).toHaveLength(6);
+  });
+
+  it('concurrent edits get distinct sequence numbers', async () => {
+    const { ctx } = testContext();
+    const create = await submitCreate(ctx, { channel, customer: person() });
+    const account = create.asyncCustomerAccount!;
+    const edits = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => submitEdit(ctx, { channel, account, patch: { phone: `+45 ${i}` } })),
+    );
+    expect(new Set(edits.map((e) => e.operationId)).size).toBe(8);
+    await processCustomer(ctx, account);
+    expect((await getCustomer(ctx, account)).version).toBe(9);
+  });
+
+  it('an email that belongs to another HQ customer fails with EMAIL_IN_USE', async () => {
+    const { ctx } = testContext();
+    const email = person().email;
+    const first = await submitCreate(ctx, { channel, customer: person({ email }) });
+    await processCustomer(ctx, keyOf(first.operationId));
+    const second = await submitCreate(ctx, { channel, customer: person({ email: email.toUpperCase() }) });
+    await processCustomer(ctx, keyOf(second.operationId));
+    expect((await getOperation(ctx, second.operationId)).value).toMatchObject({
+      status: 'Failed',
+      lastError: { code: 'EMAIL_IN_USE' },
+    });
+    // Once the first customer moves to another email, the old one is free again.
+    await submitEdit(ctx, { channel, account: first.asyncCustomerAccount!, patch: { email: `new.${email}` } });
+    await processCustomer(ctx, keyOf(first.operationId));
+    const third = await submitCreate(ctx, { channel, customer: person({ email }) });
+    await processCustomer(ctx, keyOf(third.operationId));
+    expect((await getOperation(ctx, third.operationId)).value.status).toBe('Synced');
+  });
+
+  it('the same Idempotency-Key and body give the first answer and create nothing new', async () => {
+    const { ctx } = testContext();
+    const customer = person();
+    const idempotency = { key: 'order-42', requestHash: 'h1' };
+    const first = await submitCreate(ctx, { channel, customer, idempotency });
+    const again = await submitCreate(ctx, { channel, customer, idempotency });
+    expect(again).toEqual(first);
+    await expect(
+      submitCreate(ctx, { channel, customer: person(), idempotency: { key: 'order-42', requestHash: 'h2' } }),
+    ).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    await processCustomer(ctx, first.asyncCustomerAccount!);
+    expect((await getCustomer(ctx, first.asyncCustomerAccount!)).version).toBe(1);
+  });
+
+  it('a crash after the commit but before the feed write is repaired by the next doorbell, exactly once', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel, customer: person() });
+    const key = keyOf(accepted.operationId);
+    const append = ctx.store.feed.append.bind(ctx.store.feed);
+    ctx.store.feed.append = async () => {
+      throw new Error('process died');
+    };
+    // Nothing is left to retry, so the error propagates: the broker redelivers the doorbell.
+    await expect(processCustomer(ctx, key)).rejects.toThrow('process died');
+    ctx.store.feed.append = append;
+    expect((await getOperation(ctx, accepted.operationId)).value.status).toBe('Synced');
+    await processCustomer(ctx, key);
+    await processCustomer(ctx, key);
+    const feed = await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, undefined);
+    expect(feed.items).toHaveLength(1);
+  });
+
+  it('a transient storage failure is retried with backoff and fails after the configured attempts', async () => {
+    const { ctx, doorbell } = testContext();
+    const accepted = await submitCreate(ctx, { channel, customer: person() });
+    const key = keyOf(accepted.operationId);
+    const next = ctx.store.accountNumbers.nextAccount.bind(ctx.store.accountNumbers);
+    ctx.store.accountNumbers.nextAccount = async () => {
+      throw new Error('storage throttled');
+    };
+    let now = Date.now();
+    const clocked = { ...ctx, clock: () => new Date(now) };
+    await processCustomer(clocked, key);
+    let op = (await getOperation(ctx, accepted.operationId)).value;
+    expect(op).toMatchObject({ status: 'Pending', attempts: 1, lastError: { code: 'TRANSIENT_ERROR' } });
+    expect(Date.parse(op.nextAttemptAt!) - now).toBe(1000);
+    expect(doorbell.rung.at(-1)?.at?.toISOString()).toBe(op.nextAttemptAt);
+
+    await processCustomer(clocked, key); // too early: nothing happens
+    expect((await getOperation(ctx, accepted.operationId)).value.attempts).toBe(1);
+
+    now += 1000;
+    await processCustomer(clocked, key);
+    op = (await getOperation(ctx, accepted.operationId)).value;
+    expect(Date.parse(op.nextAttemptAt!) - now).toBe(2000);
+    now += 2000;
+    await processCustomer(clocked, key);
+    op = (await getOperation(ctx, accepted.operationId)).value;
+    expect(op).toMatchObject({ status: 'Failed', attempts: 3, lastError: { code: 'TRANSIENT_ERROR' } });
+    ctx.store.accountNumbers.nextAccount = next;
+  });
+
+  it('the sync-pending job re-rings overdue customers and records a run', async () => {
+    const { ctx, doorbell } = testContext();
+    doorbell.fail = true; // the submit's own doorbell is lost
+    const accepted = await submitCreate(ctx, { channel, customer: person() });
+    doorbell.fail = false;
+    const run = await runJob({ ...ctx, clock: () => later(60_000) }, 'sync-pending-operations');
+    expect(run.counts).toMatchObject({ pendingCustomers: 1, rerung: 1 });
+    expect(doorbell.rung.map((r) => r.customerKey)).toEqual([accepted.asyncCustomerAccount]);
+    await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    const quiet = await runJob({ ...ctx, clock: () => later(60_000) }, 'sync-pending-operations');
+    expect(quiet.counts).toMatchObject({ pendingCustomers: 0, rerung: 0 });
+    const runs = await ctx.store.jobRuns.latest(['sync-pending-operations'], 10);
+    expect(runs).toHaveLength(2);
+    expect(runs[0]!.startedAt >= runs[1]!.startedAt).toBe(true);
+  });
+});

@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+
+import { inject } from 'vitest';
+
+import type { Customer } from '../shared/domain/customer';
+import type { DoorbellSender } from '../shared/messaging/doorbell';
+import type { SyncContext } from '../shared/operations/context';
+import { createStore } from '../shared/storage';
+
+/** A table prefix / queue name of its own for each test, so tests run in parallel on shared emulators. */
+export const uniqueName = (prefix = 't') => `${prefix}${randomBytes(5).toString('hex')}`;
+
+/** Records rings instead of sending them: for use-case tests where the broker is not what is tested. */
+export class RecordingDoorbell implements DoorbellSender {
+  readonly rung: { customerKey: string; at?: Date }[] = [];
+  fail = false;
+  async ring(keys: readonly string[], at?: Date) {
+    if (this.fail) throw new Error('broker unreachable');
+    for (const customerKey of keys) this.rung.push({ customerKey, at });
+  }
+  async check() {}
+  async close() {}
+}
+
+export function testContext(overrides: Partial<SyncContext> = {}) {
+  const doorbell = new RecordingDoorbell();
+  const ctx: SyncContext = {
+    store: createStore(inject('storageConnectionString'), uniqueName()),
+    doorbell,
+    clock: () => new Date(),
+    hq: { customerGroups: ['Retail', 'Wholesale', 'Employees'] },
+    retry: { maxAttempts: 3, baseDelayMs: 1000 },
+    pendingResendAfterMs: 30_000,
+    log: () => undefined,
+    ...overrides,
+  };
+  return { ctx, doorbell };
+}
+
+let counter = 0;
+export function person(overrides: Partial<Customer> = {}): Customer {
+  counter++;
+  return {
+    customerType: 'Person',
+    firstName: 'Ann',
+    lastName: `Berg${counter}`,
+    email: `ann.${counter}.${randomBytes(4).toString('hex')}@example.dk`,
+    customerGroup: 'Retail',
+    currency: 'DKK',
+    address: { street: 'Åboulevarden 1', city: 'Aarhus', postalCode: '8000', countryRegion: 'DK' },
+    attributes: { loyaltyTier: 'Gold' },
+    ...overrides,
+  };
+}
