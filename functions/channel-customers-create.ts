@@ -26,7 +26,10 @@ app.http('channel-customers-create', {
       idempotency:
         idempotencyKey === undefined
           ? undefined
-          : { key: idempotencyKey, requestHash: createHash('sha256').update(JSON.stringify(customer)).digest('base64url') },
+          : {
+              key: idempotencyKey,
+              requestHash: createHash('sha256').update(JSON.stringify(customer)).digest('base64url'),
+            },
     });
     return json(202, accepted, { Location: `/api/operations/${accepted.operationId}` });
   }),

@@ -1,10 +1,10 @@
 import { app } from '@azure/functions';
 
-import { runJob } from '../shared/jobs';
 import { requireRole } from '../shared/http/auth';
 import { authenticated, json } from '../shared/http/endpoint';
 import { validate } from '../shared/http/request';
 import { jobNameSchema } from '../shared/http/schemas';
+import { runJob } from '../shared/jobs';
 
 app.http('job-run', {
   methods: ['POST'],

@@ -1,8 +1,8 @@
 import { app } from '@azure/functions';
 
-import { listJobRuns } from '../shared/jobs';
 import { requireRole } from '../shared/http/auth';
 import { authenticated, json } from '../shared/http/endpoint';
+import { listJobRuns } from '../shared/jobs';
 
 app.http('jobs-list', {
   methods: ['GET'],

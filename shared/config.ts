@@ -4,9 +4,12 @@ import { z } from 'zod';
  * Every setting the app reads, parsed once. A missing or invalid setting fails at start-up with one message
  * that lists all of them, instead of surfacing as a 500 on the first request that needs it.
  */
-const csv = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const settingsSchema = z

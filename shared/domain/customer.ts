@@ -44,20 +44,38 @@ const customerShape = {
   phone: shortText.optional(),
   customerGroup: shortText,
   currency: currencyCode,
-  language: z.string().regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/, 'must be a language tag such as da-DK').optional(),
+  language: z
+    .string()
+    .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/, 'must be a language tag such as da-DK')
+    .optional(),
   address: addressSchema.optional(),
   attributes: attributes.optional(),
 };
 
-export const customerSchema = z.strictObject(customerShape).superRefine((c, ctx) => {
-  if (c.customerType === 'Person') {
-    for (const field of ['firstName', 'lastName'] as const) {
-      if (!c[field]) ctx.addIssue({ code: 'custom', path: [field], message: 'is required for a Person' });
-    }
-  } else if (!c.organizationName) {
-    ctx.addIssue({ code: 'custom', path: ['organizationName'], message: 'is required for an Organization' });
-  }
-});
+type NameFields = Partial<Record<'customerType' | 'firstName' | 'lastName' | 'organizationName', unknown>>;
+
+/**
+ * A name field required by the customer type. `when` runs the check even when other fields are invalid
+ * (zod skips refinements of a failed object by default), so one 400 names every bad field.
+ */
+type Check = [
+  (c: NameFields) => boolean,
+  { path: PropertyKey[]; message: string; when: (p: { value: unknown }) => boolean },
+];
+const requiredFor = (type: 'Person' | 'Organization', field: keyof NameFields): Check => [
+  (c: NameFields) => c.customerType !== type || Boolean(c[field]),
+  {
+    path: [field],
+    message: `is required for ${type === 'Person' ? 'a Person' : 'an Organization'}`,
+    when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null,
+  },
+];
+
+export const customerSchema = z
+  .strictObject(customerShape)
+  .refine(...requiredFor('Person', 'firstName'))
+  .refine(...requiredFor('Person', 'lastName'))
+  .refine(...requiredFor('Organization', 'organizationName'));
 export type Customer = z.infer<typeof customerSchema>;
 
 /**

@@ -1,4 +1,4 @@
-import { applyChanges, attributeGrid, type AttributeChange, type Changes, customerDisplayName } from './changes';
+import { applyChanges, type AttributeChange, attributeGrid, type Changes, customerDisplayName } from './changes';
 import { isKnownCountryRegion, isKnownCurrency } from './codes';
 import { type Customer, customerSchema } from './customer';
 import type { Operation } from './operation';
@@ -9,7 +9,8 @@ export interface HqSettings {
 
 /** Why HQ refused an operation. Codes are stable: operators group failures by them. */
 export interface HqViolation {
-  code: 'CUSTOMER_GROUP_NOT_FOUND' | 'UNKNOWN_CURRENCY' | 'UNKNOWN_COUNTRY_REGION' | 'INVALID_CUSTOMER' | 'EMAIL_IN_USE';
+  code:
+    'CUSTOMER_GROUP_NOT_FOUND' | 'UNKNOWN_CURRENCY' | 'UNKNOWN_COUNTRY_REGION' | 'INVALID_CUSTOMER' | 'EMAIL_IN_USE';
   message: string;
 }
 

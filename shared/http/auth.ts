@@ -56,7 +56,8 @@ export class TokenVerifier {
 
     if (header.alg === 'RS256' && typeof header.kid === 'string') {
       const key = await this.key(header.kid);
-      if (!key || !verify('RSA-SHA256', signed, key, signature)) throw unauthenticated('The token signature is invalid.');
+      if (!key || !verify('RSA-SHA256', signed, key, signature))
+        throw unauthenticated('The token signature is invalid.');
     } else if (header.alg === 'HS256' && this.settings.devSecret) {
       const expected = createHmac('sha256', this.settings.devSecret).update(signed).digest();
       if (expected.length !== signature.length || !timingSafeEqual(expected, signature)) {
@@ -70,8 +71,10 @@ export class TokenVerifier {
     if (payload.iss !== this.settings.issuer) throw unauthenticated('The token has the wrong issuer.');
     const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
     if (!audiences.includes(this.settings.audience)) throw unauthenticated('The token has the wrong audience.');
-    if (typeof payload.exp !== 'number' || payload.exp + CLOCK_SKEW_S < nowS) throw unauthenticated('The token has expired.');
-    if (typeof payload.nbf === 'number' && payload.nbf - CLOCK_SKEW_S > nowS) throw unauthenticated('The token is not valid yet.');
+    if (typeof payload.exp !== 'number' || payload.exp + CLOCK_SKEW_S < nowS)
+      throw unauthenticated('The token has expired.');
+    if (typeof payload.nbf === 'number' && payload.nbf - CLOCK_SKEW_S > nowS)
+      throw unauthenticated('The token is not valid yet.');
 
     const roles = (Array.isArray(payload.roles) ? payload.roles : []).filter((r): r is Role =>
       (ROLES as readonly unknown[]).includes(r),
@@ -126,7 +129,10 @@ export function requireRole(principal: Principal, ...allowed: Role[]): void {
 export function requireChannel(principal: Principal, channel: string): void {
   requireRole(principal, 'Channel');
   if (principal.channel !== channel) {
-    throw new DomainError('FORBIDDEN', `This token belongs to channel '${principal.channel ?? '(none)'}', not '${channel}'.`);
+    throw new DomainError(
+      'FORBIDDEN',
+      `This token belongs to channel '${principal.channel ?? '(none)'}', not '${channel}'.`,
+    );
   }
 }
 

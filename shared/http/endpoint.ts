@@ -39,9 +39,14 @@ async function guarded(log: Logger, run: (s: Services) => Promise<HttpResult>): 
     }
     log.error(error);
     if (isUnavailable(error)) {
-      return problem('SERVICE_UNAVAILABLE', 'Storage or the message broker is not reachable; try again shortly.', undefined, {
-        'Retry-After': '5',
-      });
+      return problem(
+        'SERVICE_UNAVAILABLE',
+        'Storage or the message broker is not reachable; try again shortly.',
+        undefined,
+        {
+          'Retry-After': '5',
+        },
+      );
     }
     return problem('INTERNAL_ERROR', 'An unexpected error occurred. It has been logged.');
   }
@@ -50,7 +55,10 @@ async function guarded(log: Logger, run: (s: Services) => Promise<HttpResult>): 
 /** Storage answering 5xx, or a dependency that cannot be reached: the client may retry. */
 function isUnavailable(error: unknown): boolean {
   const e = error as { statusCode?: number; code?: string } | undefined;
-  return (e?.statusCode !== undefined && e.statusCode >= 500) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT'].includes(e?.code ?? '');
+  return (
+    (e?.statusCode !== undefined && e.statusCode >= 500) ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT'].includes(e?.code ?? '')
+  );
 }
 
 export const json = (status: number, body: unknown, headers?: Record<string, string>): HttpResult => ({

@@ -45,7 +45,12 @@ export interface HttpResult {
 }
 
 /** An RFC 9457 problem details response. Never carries a stack trace. */
-export function problem(code: ErrorCode, detail: string, errors?: FieldErrors, headers?: Record<string, string>): HttpResult {
+export function problem(
+  code: ErrorCode,
+  detail: string,
+  errors?: FieldErrors,
+  headers?: Record<string, string>,
+): HttpResult {
   const status = STATUS[code];
   return {
     status,

@@ -21,7 +21,10 @@ export const MAX_BODY_BYTES = 256 * 1024;
 export async function readJson<S extends z.ZodType>(request: HttpRequestLike, schema: S): Promise<z.infer<S>> {
   const contentType = request.headers.get('content-type') ?? '';
   if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
-    throw new DomainError('UNSUPPORTED_MEDIA_TYPE', `Send the body as application/json (got '${contentType || 'none'}').`);
+    throw new DomainError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Send the body as application/json (got '${contentType || 'none'}').`,
+    );
   }
   const declared = Number(request.headers.get('content-length') ?? 0);
   if (declared > MAX_BODY_BYTES) throw tooLarge();

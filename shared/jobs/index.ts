@@ -1,6 +1,6 @@
+import { notFound } from '../domain/errors';
 import type { SyncContext } from '../operations/context';
 import type { JobRun } from '../storage/job-runs';
-import { notFound } from '../domain/errors';
 import { syncPendingOperations } from './sync-pending';
 
 type Job = (ctx: SyncContext) => Promise<{ counts: Record<string, number>; message: string }>;

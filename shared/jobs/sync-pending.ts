@@ -5,7 +5,9 @@ import type { SyncContext } from '../operations/context';
  * every customer in the pending index whose doorbell is overdue, or whose automatic retry is due, is rung
  * again. Ringing is harmless when nothing is left to do, so the job never needs to be exact, only complete.
  */
-export async function syncPendingOperations(ctx: SyncContext): Promise<{ counts: Record<string, number>; message: string }> {
+export async function syncPendingOperations(
+  ctx: SyncContext,
+): Promise<{ counts: Record<string, number>; message: string }> {
   await ctx.store.tables.ensureCreated();
   const now = ctx.clock();
   const overdueBefore = new Date(now.getTime() - ctx.pendingResendAfterMs).toISOString();

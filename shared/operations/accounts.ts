@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 
 import { DomainError } from '../domain/errors';
-import { isCustomerAccount } from '../storage/accounts';
 import type { Store } from '../storage';
+import { isCustomerAccount } from '../storage/accounts';
 
 // Crockford's base32: no I, L, O, U, so an account read aloud or typed at a till is unambiguous.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

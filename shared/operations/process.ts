@@ -36,7 +36,7 @@ export async function processCustomer(ctx: SyncContext, customerKey: string): Pr
   const result: ProcessResult = { customerKey, applied: 0, failed: 0, waiting: 0 };
   const pendingEntry = await ctx.store.pending.get(customerKey);
   try {
-    for (let conflicts = 0; ; ) {
+    for (let conflicts = 0; ;) {
       const round = await processRound(ctx, customerKey, result);
       if (round === 'done') break;
       if (round === 'conflict' && ++conflicts > MAX_CONFLICT_RETRIES) {
@@ -278,7 +278,11 @@ async function recordTransientFailure(ctx: SyncContext, customerKey: string, err
   }
   const retryAt = new Date(now.getTime() + ctx.retry.baseDelayMs * 2 ** (op.attempts - 1));
   op.nextAttemptAt = retryAt.toISOString();
-  op.history.push({ at, status: 'Pending', detail: `Attempt ${op.attempts} failed (${message}); retry at ${op.nextAttemptAt}.` });
+  op.history.push({
+    at,
+    status: 'Pending',
+    detail: `Attempt ${op.attempts} failed (${message}); retry at ${op.nextAttemptAt}.`,
+  });
   await ctx.store.customers.updateOperation({ value: op, etag: first.etag });
   await ctx.store.pending.mark(customerKey, now, op.nextAttemptAt);
   await ctx.doorbell.ring([customerKey], retryAt);

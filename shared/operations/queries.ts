@@ -1,10 +1,10 @@
 import { z } from 'zod';
 
 import { DomainError, notFound } from '../domain/errors';
+import type { Operation } from '../domain/operation';
 import { parseOperationId } from '../domain/operation';
 import type { Versioned } from '../storage/customer-store';
 import type { FeedItem, FeedPage } from '../storage/feed';
-import type { Operation } from '../domain/operation';
 import { resolveCustomerKey } from './accounts';
 import type { SyncContext } from './context';
 

@@ -1,4 +1,4 @@
-import { RestError, type TableClient, TableClient as Client, type TableEntity } from '@azure/data-tables';
+import { RestError, TableClient as Client, type TableClient, type TableEntity } from '@azure/data-tables';
 
 /**
  * Every table the app uses. One place knows their names so a prefix (TABLE_PREFIX) can give tests and

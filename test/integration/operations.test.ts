@@ -36,7 +36,10 @@ describe('processing customer operations against Table Storage', () => {
 
     const feed = await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, undefined);
     expect(feed.items).toEqual([
-      expect.objectContaining({ customerAccount: op.customerAccount, asyncCustomerAccount: accepted.asyncCustomerAccount }),
+      expect.objectContaining({
+        customerAccount: op.customerAccount,
+        asyncCustomerAccount: accepted.asyncCustomerAccount,
+      }),
     ]);
     const again = await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, feed.cursor);
     expect(again.items).toEqual([]);

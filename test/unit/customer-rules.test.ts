@@ -22,7 +22,13 @@ describe('structural rules at submit', () => {
   });
 
   it('names every bad field at once', () => {
-    const result = customerSchema.safeParse({ ...ann, email: 'nope', currency: 'DK', lastName: undefined, shoeSize: 42 });
+    const result = customerSchema.safeParse({
+      ...ann,
+      email: 'nope',
+      currency: 'DK',
+      lastName: undefined,
+      shoeSize: 42,
+    });
     expect(result.success).toBe(false);
     const paths = result.error!.issues.map((i) => (i.code === 'unrecognized_keys' ? i.keys.join() : i.path.join('.')));
     expect(paths).toEqual(expect.arrayContaining(['email', 'currency', 'shoeSize']));
@@ -63,7 +69,10 @@ describe('changes and the attribute grid', () => {
   });
 
   it('applies an edit field by field and removes what is set to null', () => {
-    const next = applyChanges(ann, flatten({ 'address': { city: 'Odense' }, attributes: { newsletter: null }, phone: '+45 1234' }));
+    const next = applyChanges(
+      ann,
+      flatten({ address: { city: 'Odense' }, attributes: { newsletter: null }, phone: '+45 1234' }),
+    );
     expect(next).toMatchObject({ phone: '+45 1234', address: { city: 'Odense', street: 'Åboulevarden 1' } });
     expect((next.attributes as Record<string, unknown>).newsletter).toBeUndefined();
     expect((next.attributes as Record<string, unknown>).loyaltyTier).toBe('Gold');
@@ -100,6 +109,8 @@ describe('HQ rules when processing', () => {
   });
 
   it('accepts three-letter country codes', () => {
-    expect(evaluate(undefined, flatten({ ...ann, address: { ...ann.address, countryRegion: 'DNK' } }), hq).ok).toBe(true);
+    expect(evaluate(undefined, flatten({ ...ann, address: { ...ann.address, countryRegion: 'DNK' } }), hq).ok).toBe(
+      true,
+    );
   });
 });

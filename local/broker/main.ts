@@ -1,0 +1,36 @@
+/** `node dist/local/broker/main.js [--port N] [--host H]`: runs the development broker until SIGINT/SIGTERM. */
+import { parseArgs } from 'node:util';
+
+import { startDevBroker } from './index';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } });
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65_535)) {
+    throw new Error(`--port must be an integer between 0 and 65535, got ${values.port}`);
+  }
+  const log = (line: string) => console.log(`[broker] ${line}`);
+  const broker = await startDevBroker({ port, host: values.host, log });
+  console.log(broker.connectionString);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping`);
+    broker.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,136 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+
+import { startAzurite } from './azurite';
+
+/**
+ * `npm start`: Azurite (Table Storage, persisted in .local/azurite), the development Service Bus broker and
+ * the local Functions host, each in its own process, on the ports local.settings.json expects.
+ * Ctrl-C stops them in reverse order.
+ */
+const root = join(__dirname, '..', '..');
+const PORTS = { storage: 10002, broker: 5672, host: 7071 };
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const stops: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    process.exit(code);
+  };
+  const unexpected = (name: string) => (why: string) => {
+    if (stopping) return;
+    log(name, `${why} unexpectedly; stopping everything`);
+    void shutdown(1);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  try {
+    await Promise.all(Object.entries(PORTS).map(([name, port]) => assertFree(name, port)));
+    const azurite = await startAzurite({ port: PORTS.storage, location: join(root, '.local', 'azurite') });
+    stops.push(() => azurite.close());
+    log('storage', `Azurite Table Storage on 127.0.0.1:${PORTS.storage} (data in .local/azurite)`);
+
+    const broker = run('broker', 'dist/local/broker/main.js', ['--port', String(PORTS.broker)], unexpected('broker'));
+    stops.push(() => stopChild(broker));
+    await waitForPort(PORTS.broker);
+
+    const host = run(
+      'host',
+      'dist/local/host/main.js',
+      ['--app', root, '--port', String(PORTS.host)],
+      unexpected('host'),
+    );
+    stops.push(() => stopChild(host));
+    const baseUrl = `http://localhost:${PORTS.host}/api`;
+    await waitForHealthy(`${baseUrl}/health`);
+
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(`
+Customer Sync is running (healthy after ${seconds} s)
+  API          ${baseUrl}   (try: curl ${baseUrl}/health)
+  Tokens       npm run --silent token -- Channel --channel web
+               npm run --silent token -- Sync.Reader | Sync.Operator
+  Examples     api.http
+Press Ctrl-C to stop.`);
+  } catch (error) {
+    console.error(`Could not start: ${error instanceof Error ? error.message : String(error)}`);
+    await shutdown(1);
+  }
+}
+
+function run(name: string, script: string, args: string[], onExit: (why: string) => void): ChildProcess {
+  const child = spawn(process.execPath, [join(root, script), ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const forward = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) if (line.trim()) log(name, line);
+  };
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  child.once('exit', (code, signal) => onExit(`exited (${signal ?? code})`));
+  return child;
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+const log = (name: string, line: string) => console.log(`[${name.padEnd(7)}] ${line}`);
+
+function assertFree(name: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      reject(new Error(`port ${port} (${name}) is in use — is another instance running?`));
+    });
+    socket.once('error', () => resolve());
+  });
+}
+
+async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => (socket.destroy(), resolve(true)));
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on port ${port} after ${timeoutMs / 1000} s`);
+}
+
+async function waitForHealthy(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+      last = await response.text();
+    } catch (error) {
+      last = String(error);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not become healthy: ${last}`);
+}
+
+void main();

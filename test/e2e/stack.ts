@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+import { inject } from 'vitest';
+
+import { freePort } from '../../local/ports';
+import { localSettings } from '../../local/settings';
+import { signDevToken } from '../../shared/http/auth';
+import { uniqueName } from '../support';
+
+const root = join(__dirname, '..', '..');
+
+export interface Stack {
+  baseUrl: string;
+  settings: Record<string, string>;
+  token(role: 'Channel' | 'Sync.Reader' | 'Sync.Operator', channel?: string): string;
+  call(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<Response>;
+  /** Stops the host the way Ctrl-C does. */
+  stop(): Promise<void>;
+  /** Kills the host with SIGKILL, as a crash would. */
+  kill(): Promise<void>;
+  /** Starts the host again on the same port, tables and queue. */
+  restart(): Promise<void>;
+}
+
+/**
+ * Starts the compiled app in the local Functions host as a child process, over the emulators that the global
+ * setup owns, with its own tables and queue. Tests talk to it over real HTTP only.
+ */
+export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
+  const prefix = uniqueName('e');
+  const settings: Record<string, string> = {
+    ...localSettings(root),
+    STORAGE_CONNECTION_STRING: inject('storageConnectionString'),
+    SERVICEBUS_CONNECTION: inject('serviceBusConnectionString'),
+    TABLE_PREFIX: prefix,
+    CUSTOMER_OPERATIONS_QUEUE: `q-${prefix}`,
+    ...overrides,
+  };
+  let child = await launch(settings);
+  const port = Number(new URL(child.baseUrl).port);
+  const stack: Stack = {
+    baseUrl: child.baseUrl,
+    settings,
+    token: (role, channel) =>
+      signDevToken(settings.AUTH_DEV_SECRET!, {
+        iss: settings.AUTH_ISSUER!,
+        aud: settings.AUTH_AUDIENCE!,
+        roles: [role],
+        ...(channel ? { channel } : {}),
+      }),
+    call: async (method, path, options = {}) => {
+      const headers: Record<string, string> = { ...options.headers };
+      if (options.token) headers.Authorization = `Bearer ${options.token}`;
+      let body: string | undefined;
+      if (options.body !== undefined) {
+        body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+        headers['Content-Type'] ??= 'application/json';
+      }
+      return fetch(`${stack.baseUrl}${path}`, { method, headers, body });
+    },
+    stop: () => stopProcess(child.process, 'SIGTERM'),
+    kill: () => stopProcess(child.process, 'SIGKILL'),
+    restart: async () => {
+      child = await launch(settings, port);
+    },
+  };
+  return stack;
+}
+
+async function launch(settings: Record<string, string>, port?: number) {
+  const hostPort = port ?? (await freePort());
+  const child = spawn(
+    process.execPath,
+    [join(root, 'dist/local/host/main.js'), '--app', root, '--port', String(hostPort)],
+    {
+      cwd: root,
+      env: { ...process.env, ...settings },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const baseUrl = `http://127.0.0.1:${hostPort}/api`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`host exited with ${child.exitCode}:\n${output}`);
+    try {
+      if ((await fetch(`${baseUrl}/health`)).ok) return { process: child, baseUrl };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`host did not become healthy:\n${output}`);
+}
+
+function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+/** Polls until `check` returns a value, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
