@@ -4,6 +4,11 @@ import { z } from 'zod';
  * The customer as channels submit it (API.md, *Customer*). Structural rules live here and are checked at
  * submit time (→ 400); HQ rules need HQ state and are checked when processing (shared/domain/hq-rules.ts).
  */
+// Say "is required" rather than zod's "expected string, received undefined" for a missing field.
+z.config({
+  customError: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : undefined),
+});
+
 const NAME_MAX = 256;
 const LONG_MAX = 1024;
 export const MAX_ATTRIBUTES = 50;

@@ -34,6 +34,7 @@ const MAX_CONFLICT_RETRIES = 20;
 export async function processCustomer(ctx: SyncContext, customerKey: string): Promise<ProcessResult> {
   await ctx.store.tables.ensureCreated();
   const result: ProcessResult = { customerKey, applied: 0, failed: 0, waiting: 0 };
+  // Read before processing: clearing with this ETag fails if a submit marked the customer meanwhile.
   const pendingEntry = await ctx.store.pending.get(customerKey);
   try {
     for (let conflicts = 0; ;) {
@@ -56,7 +57,7 @@ type Round = 'done' | 'more' | 'conflict';
 
 async function processRound(ctx: SyncContext, customerKey: string, result: ProcessResult): Promise<Round> {
   const { store } = ctx;
-  const { record, operations } = await store.customers.readUnapplied(customerKey);
+  const { record, operations } = await store.customers.readUnapplied(customerKey, BATCH);
   if (!record) {
     ctx.log(`Doorbell for unknown customer ${customerKey} ignored.`);
     return 'done';
@@ -71,7 +72,7 @@ async function processRound(ctx: SyncContext, customerKey: string, result: Proce
   const emailsReleased: string[] = [];
   let blocker: Operation | undefined;
 
-  for (const stored of operations.slice(0, BATCH)) {
+  for (const stored of operations) {
     const op: Operation = structuredClone(stored.value);
     if (blocker) {
       if (markWaiting(op, blocker, at)) touched.push({ value: op, etag: stored.etag });
@@ -130,16 +131,19 @@ async function processRound(ctx: SyncContext, customerKey: string, result: Proce
   }
 
   if (touched.length === 0) return 'done';
+  let etag: string;
   try {
-    await store.customers.commit({ value: next, etag: record.etag }, touched);
+    etag = await store.customers.commit({ value: next, etag: record.etag }, touched);
   } catch (error) {
     if (hasStatus(error, 409, 412)) return 'conflict';
     throw error;
   }
 
-  if (feed.length > 0) await publish(ctx, next, feed);
-  for (const email of emailsReleased) await releaseEmail(ctx, email, customerKey);
-  return operations.length > BATCH ? 'more' : 'done';
+  await Promise.all([
+    feed.length > 0 ? publish(ctx, { value: next, etag }, feed) : undefined,
+    ...emailsReleased.map((email) => releaseEmail(ctx, email, customerKey)),
+  ]);
+  return operations.length === BATCH && !blocker ? 'more' : 'done';
 }
 
 /**
@@ -147,17 +151,17 @@ async function processRound(ctx: SyncContext, customerKey: string, result: Proce
  * is known to be written, and a processor that finds it behind writes the missing entries again. Their keys
  * are fixed by the operation, so writing twice leaves one entry.
  */
-async function publish(ctx: SyncContext, record: CustomerRecord, entries: FeedEntry[]): Promise<void> {
+async function publish(ctx: SyncContext, record: Versioned<CustomerRecord>, entries: FeedEntry[]): Promise<void> {
   await ctx.store.feed.append(entries);
-  const current = await ctx.store.customers.getRecord(record.customerKey);
-  if (!current || current.value.publishedThrough >= record.appliedThrough) return;
+  const { appliedThrough, publishedThrough } = record.value;
+  if (publishedThrough >= appliedThrough) return;
   try {
     await ctx.store.customers.updateRecord({
-      value: { ...current.value, publishedThrough: Math.max(current.value.publishedThrough, record.appliedThrough) },
-      etag: current.etag,
+      value: { ...record.value, publishedThrough: appliedThrough },
+      etag: record.etag,
     });
   } catch (error) {
-    // A submit changed the record meanwhile; the next processing round catches the marker up.
+    // A submit changed the record meanwhile; the next processing round writes the entries again (same keys).
     if (!hasStatus(error, 409, 412)) throw error;
   }
 }
@@ -179,7 +183,7 @@ async function republishUnpublished(ctx: SyncContext, record: Versioned<Customer
       changedAt: op.value.appliedAt,
     });
   }
-  await publish(ctx, record.value, entries);
+  await publish(ctx, record, entries);
 }
 
 function fail(op: Operation, violation: HqViolation, at: string): void {
@@ -227,6 +231,8 @@ async function takeEmail(
  */
 async function claimEmail(ctx: SyncContext, email: string, customerKey: string, seq: number): Promise<boolean> {
   const claims = ctx.store.emailClaims;
+  // Most emails are new: try to insert first and only read the claim when someone has one.
+  if (await claims.claim(email, customerKey, seq)) return true;
   for (let attempt = 0; attempt < 5; attempt++) {
     const claim = await claims.get(email);
     if (claim?.customerKey === customerKey) return true;
@@ -259,7 +265,7 @@ async function releaseEmail(ctx: SyncContext, email: string, customerKey: string
 async function recordTransientFailure(ctx: SyncContext, customerKey: string, error: unknown): Promise<void> {
   const message = error instanceof Error ? error.message : String(error);
   ctx.log(`Processing customer ${customerKey} failed, will retry: ${message}`);
-  const { operations } = await ctx.store.customers.readUnapplied(customerKey);
+  const { operations } = await ctx.store.customers.readUnapplied(customerKey, BATCH);
   const first = operations.find((o) => o.value.status !== 'Failed');
   if (!first) throw error;
   const op = structuredClone(first.value);
