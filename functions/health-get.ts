@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 
 import { anonymous, json } from '../shared/http/endpoint';
+import { problem } from '../shared/http/problem';
 import { checkHealth } from '../shared/operations/health';
 
 app.http('health-get', {
@@ -9,6 +10,10 @@ app.http('health-get', {
   authLevel: 'anonymous',
   handler: anonymous(async ({ ctx }) => {
     const health = await checkHealth(ctx);
-    return json(health.status === 'ok' ? 200 : 503, health);
+    if (health.status === 'ok') return json(200, health);
+    const down = Object.entries(health)
+      .filter(([k, v]) => k !== 'status' && v !== 'ok')
+      .map(([k]) => k);
+    return problem('SERVICE_UNAVAILABLE', `Not answering: ${down.join(', ')}.`, undefined, { 'Retry-After': '5' });
   }),
 });

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 
-import { notFound } from '../shared/domain/errors';
+import { DomainError } from '../shared/domain/errors';
 import { requireRole } from '../shared/http/auth';
 import { authenticated, json } from '../shared/http/endpoint';
 import { getOperation } from '../shared/operations/queries';
@@ -14,9 +14,11 @@ app.http('operation-get', {
     requireRole(principal, 'Sync.Reader', 'Sync.Operator', 'Channel');
     const operationId = request.params.operationId ?? '';
     const { value, etag } = await getOperation(ctx, operationId);
-    // A channel sees only its own operations; to it, another channel's operation does not exist.
-    const ownOnly = !principal.roles.some((r) => r !== 'Channel');
-    if (ownOnly && value.channel !== principal.channel) throw notFound('Operation', operationId, 'OPERATION_NOT_FOUND');
+    // A channel sees only its own operations.
+    const channelOnly = !principal.roles.some((r) => r !== 'Channel');
+    if (channelOnly && value.channel !== principal.channel) {
+      throw new DomainError('FORBIDDEN', `Operation '${operationId}' belongs to another channel.`);
+    }
     return json(200, toDetail(value), { ETag: etag });
   }),
 });

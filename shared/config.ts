@@ -16,7 +16,8 @@ const settingsSchema = z
   .object({
     STORAGE_CONNECTION_STRING: z.string().min(1),
     SERVICEBUS_CONNECTION: z.string().min(1),
-    CUSTOMER_OPERATIONS_QUEUE: z.string().min(1).default('customer-operations'),
+    // Required: the queue trigger's binding reads it as %CUSTOMER_OPERATIONS_QUEUE%, which has no default.
+    CUSTOMER_OPERATIONS_QUEUE: z.string().min(1),
     TABLE_PREFIX: z
       .string()
       .regex(/^[A-Za-z][A-Za-z0-9]{0,29}$|^$/, 'letters and digits, starting with a letter')

@@ -38,8 +38,10 @@ export function flatten(customer: Customer | CustomerPatch): Changes {
 export function valueAt(customer: Customer | undefined, path: string): AttributeValue {
   if (!customer) return null;
   const [head, inner] = splitPath(path);
-  const record = customer as unknown as Nested;
-  const value = inner === undefined ? record[head] : (record[head] as Nested | undefined)?.[inner];
+  // Own properties only: an attribute named `toString` must not find Object.prototype's.
+  const own = (o: unknown, key: string) =>
+    o && typeof o === 'object' && Object.hasOwn(o, key) ? (o as Nested)[key] : undefined;
+  const value = inner === undefined ? own(customer, head) : own(own(customer, head), inner);
   return (value ?? null) as AttributeValue;
 }
 

@@ -22,6 +22,8 @@ export interface LastError {
 /** One create or edit submitted by a channel. Lives in its customer's partition, ordered by `seq`. */
 export interface Operation {
   operationId: string;
+  /** Unique per submit request: tells a retried write that landed apart from someone else's. */
+  requestId: string;
   customerKey: string;
   seq: number;
   channel: string;

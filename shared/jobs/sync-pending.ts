@@ -26,11 +26,35 @@ export async function syncPendingOperations(
       due.push(entry.customerKey);
     }
   }
+  const markersCleared = await sweepFeedMarkers(ctx, now, due);
   await ctx.doorbell.ring(due);
   return {
-    counts: { pendingCustomers, rerung: due.length, retriesDue },
+    counts: { pendingCustomers, rerung: due.length, retriesDue, markersCleared },
     message: due.length
       ? `Rang the doorbell of ${due.length} of ${pendingCustomers} pending customers (${retriesDue} retries due).`
       : `${pendingCustomers} pending customers, none overdue.`,
   };
+}
+
+/** No processing round runs this long; a marker this old was left by a crashed round. */
+const STALE_MARKER_MS = 2 * 60_000;
+
+/**
+ * Removes feed in-flight markers left by crashed rounds once their customer's feed has caught up (nothing
+ * applied but unpublished); a customer that has not caught up is rung, so its next round republishes first.
+ */
+async function sweepFeedMarkers(ctx: SyncContext, now: Date, due: string[]): Promise<number> {
+  const staleBefore = new Date(now.getTime() - STALE_MARKER_MS).toISOString();
+  let cleared = 0;
+  for (const marker of await ctx.store.feedInFlight.list()) {
+    if (marker.at > staleBefore) continue;
+    const record = await ctx.store.customers.getRecord(marker.customerKey);
+    if (!record || record.value.publishedThrough >= record.value.appliedThrough) {
+      await ctx.store.feedInFlight.end(marker);
+      cleared++;
+    } else if (!due.includes(marker.customerKey)) {
+      due.push(marker.customerKey);
+    }
+  }
+  return cleared;
 }

@@ -23,6 +23,12 @@ export class ServiceBusDoorbell implements DoorbellSender {
   private readonly client: ServiceBusClient;
   private readonly sender: ServiceBusSender;
 
+  /**
+   * A ring gives up after this long rather than holding an HTTP request for the SDK's minutes of retries:
+   * the operation is already durable and listed as pending, so the sync-pending job rings again.
+   */
+  private readonly timeoutMs = 5000;
+
   constructor(connectionString: string, queueName: string) {
     this.client = new ServiceBusClient(connectionString);
     this.sender = this.client.createSender(queueName);
@@ -31,27 +37,28 @@ export class ServiceBusDoorbell implements DoorbellSender {
   async ring(customerKeys: readonly string[], at?: Date): Promise<void> {
     const messages = [...new Set(customerKeys)].map(toMessage);
     if (messages.length === 0) return;
+    const options = { abortSignal: AbortSignal.timeout(this.timeoutMs) };
     if (at) {
-      await this.sender.scheduleMessages(messages, at);
+      await this.sender.scheduleMessages(messages, at, options);
       return;
     }
     if (messages.length === 1) {
-      await this.sender.sendMessages(messages[0]!);
+      await this.sender.sendMessages(messages[0]!, options);
       return;
     }
-    let batch = await this.sender.createMessageBatch();
+    let batch = await this.sender.createMessageBatch(options);
     for (const message of messages) {
       if (batch.tryAddMessage(message)) continue;
-      await this.sender.sendMessages(batch);
-      batch = await this.sender.createMessageBatch();
+      await this.sender.sendMessages(batch, options);
+      batch = await this.sender.createMessageBatch(options);
       batch.tryAddMessage(message);
     }
-    if (batch.count > 0) await this.sender.sendMessages(batch);
+    if (batch.count > 0) await this.sender.sendMessages(batch, options);
   }
 
   async check(): Promise<void> {
     // Opening a batch needs a live link to the queue, so it proves the broker answers.
-    await this.sender.createMessageBatch();
+    await this.sender.createMessageBatch({ abortSignal: AbortSignal.timeout(this.timeoutMs) });
   }
 
   async close(): Promise<void> {

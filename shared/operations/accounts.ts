@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 
 import { DomainError } from '../domain/errors';
+import type { CustomerRecord } from '../domain/operation';
 import type { Store } from '../storage';
 import { isCustomerAccount } from '../storage/accounts';
+import type { Versioned } from '../storage/customer-store';
 
 // Crockford's base32: no I, L, O, U, so an account read aloud or typed at a till is unambiguous.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -18,13 +20,19 @@ export function newAsyncCustomerAccount(): string {
 
 export const isAsyncCustomerAccount = (account: string) => /^ASYNC-[0-9A-Z]{10}$/.test(account);
 
-/** Either account of a customer → its customer key (the partition holding it), or CUSTOMER_NOT_FOUND. */
-export async function resolveCustomerKey(store: Store, account: string): Promise<string> {
+/**
+ * The customer record holding an account (async or real), or CUSTOMER_NOT_FOUND. The record must really hold
+ * the account: an index entry left by a crashed create points at a customer that got another number.
+ */
+export async function findCustomer(store: Store, account: string): Promise<Versioned<CustomerRecord>> {
   const key = isAsyncCustomerAccount(account)
     ? account
     : isCustomerAccount(account)
       ? await store.accounts.customerKeyOf(account)
       : undefined;
-  if (!key) throw new DomainError('CUSTOMER_NOT_FOUND', `No customer has the account '${account}'.`);
-  return key;
+  const record = key === undefined ? undefined : await store.customers.getRecord(key);
+  if (!record || (record.value.asyncCustomerAccount !== account && record.value.customerAccount !== account)) {
+    throw new DomainError('CUSTOMER_NOT_FOUND', `No customer has the account '${account}'.`);
+  }
+  return record;
 }

@@ -13,7 +13,9 @@ export async function checkHealth(ctx: SyncContext) {
       ]);
       return 'ok';
     } catch (error) {
-      return `unavailable: ${error instanceof Error ? error.message : String(error)}`;
+      // The reason goes to the log, not to an unauthenticated response.
+      ctx.log(`Health check failed: ${error instanceof Error ? error.message : String(error)}`);
+      return 'unavailable';
     } finally {
       clearTimeout(timer);
     }

@@ -1,6 +1,5 @@
-import { DomainError } from '../domain/errors';
 import { describeApplied, evaluate, type HqViolation, normalizeEmail } from '../domain/hq-rules';
-import type { CustomerRecord, LastError, Operation } from '../domain/operation';
+import type { CustomerRecord, Operation } from '../domain/operation';
 import type { Versioned } from '../storage/customer-store';
 import type { FeedEntry } from '../storage/feed';
 import { hasStatus } from '../storage/tables';
@@ -15,9 +14,19 @@ export interface ProcessResult {
   retryAt?: string;
 }
 
-/** At most this many operations per transaction (a batch holds 100 entities, one is the record). */
-const BATCH = 50;
+/**
+ * Operations per transaction. A batch holds 100 entities and 4 MiB; a maximal operation (50 long attributes,
+ * grid and history) is under 200 KiB, so 16 of them and the record stay well inside both limits.
+ */
+const BATCH = 16;
 const MAX_CONFLICT_RETRIES = 20;
+
+/** What one processCustomer call carries across its rounds. */
+interface Run {
+  result: ProcessResult;
+  /** An account number allocated for the create, kept across conflict rounds so retries do not burn numbers. */
+  allocatedAccount?: string;
+}
 
 /**
  * Applies a customer's pending operations to the HQ customer master, strictly in submission order.
@@ -25,7 +34,7 @@ const MAX_CONFLICT_RETRIES = 20;
  * Each round reads the record and the unapplied operations, decides every outcome in memory, and commits the
  * record and all touched operations in one ETag-guarded transaction. Applying is therefore idempotent: a
  * duplicate doorbell finds nothing left to do, a concurrent processor loses the ETag race and re-reads, and a
- * crash before the commit changes nothing. Work outside the partition (account index, email claim, feed) is
+ * crash before the commit changes nothing. Work outside the partition (account index, email claims, feed) is
  * written so that repeating it is harmless.
  *
  * A Failed operation blocks the later ones of the same customer: they stay Pending and say what they wait on,
@@ -33,43 +42,56 @@ const MAX_CONFLICT_RETRIES = 20;
  */
 export async function processCustomer(ctx: SyncContext, customerKey: string): Promise<ProcessResult> {
   await ctx.store.tables.ensureCreated();
-  const result: ProcessResult = { customerKey, applied: 0, failed: 0, waiting: 0 };
+  const run: Run = { result: { customerKey, applied: 0, failed: 0, waiting: 0 } };
   // Read before processing: clearing with this ETag fails if a submit marked the customer meanwhile.
   const pendingEntry = await ctx.store.pending.get(customerKey);
-  try {
-    for (let conflicts = 0; ;) {
-      const round = await processRound(ctx, customerKey, result);
-      if (round === 'done') break;
-      if (round === 'conflict' && ++conflicts > MAX_CONFLICT_RETRIES) {
-        throw new Error(`Customer ${customerKey} kept changing while being processed.`);
-      }
+  for (let conflicts = 0; ;) {
+    const round = await processRound(ctx, customerKey, run);
+    if (round === 'done') break;
+    if (round === 'conflict' && ++conflicts > MAX_CONFLICT_RETRIES) {
+      throw new Error(`Customer ${customerKey} kept changing while being processed.`);
     }
-  } catch (error) {
-    if (error instanceof DomainError) throw error;
-    await recordTransientFailure(ctx, customerKey, error);
-    return result;
   }
-  if (pendingEntry && !result.retryAt) await ctx.store.pending.clear(pendingEntry);
-  return result;
+  if (pendingEntry && !run.result.retryAt) await ctx.store.pending.clear(pendingEntry);
+  return run.result;
 }
 
 type Round = 'done' | 'more' | 'conflict';
 
-async function processRound(ctx: SyncContext, customerKey: string, result: ProcessResult): Promise<Round> {
+async function processRound(ctx: SyncContext, customerKey: string, run: Run): Promise<Round> {
   const { store } = ctx;
   const { record, operations } = await store.customers.readUnapplied(customerKey, BATCH);
   if (!record) {
     ctx.log(`Doorbell for unknown customer ${customerKey} ignored.`);
     return 'done';
   }
-  await republishUnpublished(ctx, record);
+  if (record.value.publishedThrough < record.value.appliedThrough) return republish(ctx, record);
+  if (operations.length === 0) return 'done';
 
-  const now = ctx.clock();
-  const at = now.toISOString();
+  // The marker goes in before any feed time is stamped, so readers hold back until this round has published.
+  const marker = await store.feedInFlight.begin(customerKey, ctx.clock());
+  let round: Round;
+  try {
+    round = await applyOperations(ctx, record, operations, run);
+  } finally {
+    await store.feedInFlight.end(marker).catch(() => undefined); // a leftover marker only delays readers
+  }
+  return round;
+}
+
+async function applyOperations(
+  ctx: SyncContext,
+  record: Versioned<CustomerRecord>,
+  operations: Versioned<Operation>[],
+  run: Run,
+): Promise<Round> {
+  const { store } = ctx;
+  const { result } = run;
+  const at = ctx.clock().toISOString();
   const next: CustomerRecord = { ...record.value };
+  const emailAtStart = next.customer && normalizeEmail(next.customer.email);
   const touched: Versioned<Operation>[] = [];
   const feed: FeedEntry[] = [];
-  const emailsReleased: string[] = [];
   let blocker: Operation | undefined;
 
   for (const stored of operations) {
@@ -85,13 +107,25 @@ async function processRound(ctx: SyncContext, customerKey: string, result: Proce
       continue;
     }
 
+    let violation: HqViolation | undefined;
+    let evaluation: ReturnType<typeof evaluate>;
+    try {
+      evaluation = evaluate(next.customer, op.changes, ctx.hq);
+      violation = evaluation.ok ? await takeEmail(ctx, next, evaluation.customer.email, op.seq) : evaluation.violation;
+      if (evaluation.ok && !violation && !next.customerAccount) {
+        run.allocatedAccount ??= await store.accountNumbers.nextAccount();
+        // Written before the commit: a crash leaves an index entry for an account nobody holds, which lookups
+        // reject (they check the record), never a customer that cannot be found.
+        await store.accounts.put(run.allocatedAccount, next.customerKey);
+      }
+    } catch (error) {
+      // Nothing is committed yet: charge the attempt to this operation and retry it later.
+      return recordTransientFailure(ctx, record, stored, error, run);
+    }
+
     op.attempts++;
     op.nextAttemptAt = undefined;
-    const evaluation = evaluate(next.customer, op.changes, ctx.hq);
     op.attributes = evaluation.grid;
-    const violation = evaluation.ok
-      ? await takeEmail(ctx, next, evaluation.customer.email, op.seq, emailsReleased)
-      : evaluation.violation;
     if (violation || !evaluation.ok) {
       fail(op, violation ?? { code: 'INVALID_CUSTOMER', message: 'The customer is invalid.' }, at);
       touched.push({ value: op, etag: stored.etag });
@@ -100,12 +134,7 @@ async function processRound(ctx: SyncContext, customerKey: string, result: Proce
       continue;
     }
 
-    if (!next.customerAccount) {
-      next.customerAccount = await store.accountNumbers.nextAccount();
-      // Written before the commit: a crash leaves an index entry for an account nobody holds, which
-      // lookups treat as unknown (they check the record), never a customer that cannot be found.
-      await store.accounts.put(next.customerAccount, customerKey);
-    }
+    next.customerAccount ??= run.allocatedAccount;
     next.customer = evaluation.customer;
     next.version++;
     next.appliedThrough = op.seq;
@@ -116,17 +145,10 @@ async function processRound(ctx: SyncContext, customerKey: string, result: Proce
     op.appliedAt = at;
     op.waitingOn = undefined;
     op.lastError = undefined;
-    op.changeDescription = describeApplied(op, evaluation.customer, next.customerAccount);
+    op.changeDescription = describeApplied(op, evaluation.customer, next.customerAccount!);
     op.history.push({ at, status: 'Synced', detail: op.changeDescription });
     touched.push({ value: op, etag: stored.etag });
-    feed.push({
-      customerKey,
-      seq: op.seq,
-      customerAccount: next.customerAccount,
-      asyncCustomerAccount: next.asyncCustomerAccount,
-      customer: evaluation.customer,
-      changedAt: at,
-    });
+    feed.push(feedEntry(next, op.seq, at));
     result.applied++;
   }
 
@@ -139,51 +161,61 @@ async function processRound(ctx: SyncContext, customerKey: string, result: Proce
     throw error;
   }
 
+  // After the commit, errors propagate: the doorbell is redelivered and the next round repairs the feed.
+  const emailNow = next.customer && normalizeEmail(next.customer.email);
   await Promise.all([
     feed.length > 0 ? publish(ctx, { value: next, etag }, feed) : undefined,
-    ...emailsReleased.map((email) => releaseEmail(ctx, email, customerKey)),
+    emailAtStart && emailAtStart !== emailNow ? releaseEmail(ctx, emailAtStart, next.customerKey) : undefined,
   ]);
   return operations.length === BATCH && !blocker ? 'more' : 'done';
 }
 
+const feedEntry = (record: CustomerRecord, seq: number, changedAt: string): FeedEntry => ({
+  customerKey: record.customerKey,
+  seq,
+  customerAccount: record.customerAccount!,
+  asyncCustomerAccount: record.asyncCustomerAccount,
+  customer: record.customer!,
+  changedAt,
+});
+
 /**
- * Feed entries are written after the commit (the outbox pattern): `publishedThrough` says how far the feed
- * is known to be written, and a processor that finds it behind writes the missing entries again. Their keys
- * are fixed by the operation, so writing twice leaves one entry.
+ * Feed entries are written after the commit (the outbox pattern): `publishedThrough` says how far the feed is
+ * known to be written. Their keys are fixed by the operation, so writing them twice leaves one entry.
  */
-async function publish(ctx: SyncContext, record: Versioned<CustomerRecord>, entries: FeedEntry[]): Promise<void> {
+async function publish(ctx: SyncContext, record: Versioned<CustomerRecord>, entries: FeedEntry[]): Promise<boolean> {
   await ctx.store.feed.append(entries);
   const { appliedThrough, publishedThrough } = record.value;
-  if (publishedThrough >= appliedThrough) return;
+  if (publishedThrough >= appliedThrough) return true;
   try {
     await ctx.store.customers.updateRecord({
       value: { ...record.value, publishedThrough: appliedThrough },
       etag: record.etag,
     });
+    return true;
   } catch (error) {
-    // A submit changed the record meanwhile; the next processing round writes the entries again (same keys).
+    // A submit changed the record meanwhile; the next round finds the marker behind and writes the entries again.
     if (!hasStatus(error, 409, 412)) throw error;
+    return false;
   }
 }
 
-async function republishUnpublished(ctx: SyncContext, record: Versioned<CustomerRecord>): Promise<void> {
-  const { publishedThrough, appliedThrough, customerAccount, customer } = record.value;
-  if (publishedThrough >= appliedThrough || !customerAccount || !customer) return;
+/**
+ * A round committed but did not finish publishing (a crash, or a submit raced the marker update): write the
+ * missing entries again under their original keys. The round's in-flight marker (left behind on a crash)
+ * kept readers from passing them, so each is delivered exactly once; the sync-pending job removes such a
+ * marker once the customer's feed has caught up.
+ */
+async function republish(ctx: SyncContext, record: Versioned<CustomerRecord>): Promise<Round> {
+  const { publishedThrough, appliedThrough, customerKey } = record.value;
   const entries: FeedEntry[] = [];
   for (let seq = publishedThrough + 1; seq <= appliedThrough; seq++) {
-    const op = await ctx.store.customers.getOperation(record.value.customerKey, seq);
-    if (op?.value.status !== 'Synced' || !op.value.appliedAt) continue;
-    entries.push({
-      customerKey: record.value.customerKey,
-      seq,
-      customerAccount,
-      asyncCustomerAccount: record.value.asyncCustomerAccount,
-      // The per-operation snapshot is not kept; after a crash the feed carries the current customer.
-      customer,
-      changedAt: op.value.appliedAt,
-    });
+    const op = await ctx.store.customers.getOperation(customerKey, seq);
+    // The per-operation customer snapshot is not kept; the repaired entry carries the customer as it is now.
+    if (op?.value.status === 'Synced' && op.value.appliedAt)
+      entries.push(feedEntry(record.value, seq, op.value.appliedAt));
   }
-  await publish(ctx, record, entries);
+  return (await publish(ctx, record, entries)) ? 'more' : 'conflict';
 }
 
 function fail(op: Operation, violation: HqViolation, at: string): void {
@@ -207,27 +239,23 @@ function markWaiting(op: Operation, blocker: Operation, at: string): boolean {
   return true;
 }
 
-/** Claims the customer's new email, if it changes; the violation if another customer holds it. */
+/** Claims the customer's email for this operation; the violation if another customer holds it. */
 async function takeEmail(
   ctx: SyncContext,
   record: CustomerRecord,
   newEmail: string,
   seq: number,
-  released: string[],
 ): Promise<HqViolation | undefined> {
   const email = normalizeEmail(newEmail);
-  const previous = record.customer && normalizeEmail(record.customer.email);
-  if (email === previous) return undefined;
-  if (!(await claimEmail(ctx, email, record.customerKey, seq))) {
-    return { code: 'EMAIL_IN_USE', message: `Email '${email}' belongs to another HQ customer.` };
-  }
-  if (previous) released.push(previous);
-  return undefined;
+  if (record.customer && normalizeEmail(record.customer.email) === email) return undefined;
+  if (await claimEmail(ctx, email, record.customerKey, seq)) return undefined;
+  return { code: 'EMAIL_IN_USE', message: `Email '${email}' belongs to another HQ customer.` };
 }
 
 /**
- * Claims an email for this customer unless another customer holds it. A claim is stale — and may be taken
- * over — when its holder neither uses the email nor has the claiming operation still to apply.
+ * Claims an email unless another customer holds it. A claim is stale — and may be taken over — when its
+ * holder neither uses the email nor has the claiming operation still to apply. A claim this customer already
+ * holds is rewritten, which changes its ETag, so a release racing from an earlier round cannot delete it.
  */
 async function claimEmail(ctx: SyncContext, email: string, customerKey: string, seq: number): Promise<boolean> {
   const claims = ctx.store.emailClaims;
@@ -235,8 +263,9 @@ async function claimEmail(ctx: SyncContext, email: string, customerKey: string, 
   if (await claims.claim(email, customerKey, seq)) return true;
   for (let attempt = 0; attempt < 5; attempt++) {
     const claim = await claims.get(email);
-    if (claim?.customerKey === customerKey) return true;
-    if (claim && !(await isStaleClaim(ctx, email, claim.customerKey, claim.seq))) return false;
+    if (claim && claim.customerKey !== customerKey && !(await isStaleClaim(ctx, email, claim.customerKey, claim.seq))) {
+      return false;
+    }
     if (await claims.claim(email, customerKey, seq, claim)) return true;
   }
   return false;
@@ -257,39 +286,51 @@ async function releaseEmail(ctx: SyncContext, email: string, customerKey: string
 }
 
 /**
- * An unexpected error (storage unavailable, throttled, ...) is retried with exponential backoff: the first
- * unapplied operation records the attempt and when to try again, a scheduled doorbell and the pending index
- * make sure it is tried, and after the configured attempts it becomes Failed for an operator to resync.
- * If even recording fails, the error propagates and the message is redelivered by the broker.
+ * An unexpected error before the commit (storage unavailable, throttled, ...) is retried with exponential
+ * backoff: the operation being applied records the attempt and when to try again — in a transaction guarded by
+ * the record's ETag, so nothing is charged if another processor moved the customer on meanwhile — and a
+ * scheduled doorbell plus the pending index make sure it is tried. After the configured attempts it becomes
+ * Failed for an operator to resync. If even recording fails, the error propagates and the broker redelivers.
  */
-async function recordTransientFailure(ctx: SyncContext, customerKey: string, error: unknown): Promise<void> {
+async function recordTransientFailure(
+  ctx: SyncContext,
+  record: Versioned<CustomerRecord>,
+  stored: Versioned<Operation>,
+  error: unknown,
+  run: Run,
+): Promise<Round> {
   const message = error instanceof Error ? error.message : String(error);
-  ctx.log(`Processing customer ${customerKey} failed, will retry: ${message}`);
-  const { operations } = await ctx.store.customers.readUnapplied(customerKey, BATCH);
-  const first = operations.find((o) => o.value.status !== 'Failed');
-  if (!first) throw error;
-  const op = structuredClone(first.value);
+  ctx.log(`Applying ${stored.value.operationId} failed, will retry: ${message}`);
+  const op = structuredClone(stored.value);
   const now = ctx.clock();
   const at = now.toISOString();
   op.attempts++;
-  const lastError: LastError = { code: 'TRANSIENT_ERROR', message, at };
-  op.lastError = lastError;
+  op.lastError = { code: 'TRANSIENT_ERROR', message, at };
   if (op.attempts >= ctx.retry.maxAttempts) {
     op.status = 'Failed';
     op.nextAttemptAt = undefined;
     op.changeDescription = `Failed after ${op.attempts} attempts: ${message}`;
     op.history.push({ at, status: 'Failed', detail: op.changeDescription });
-    await ctx.store.customers.updateOperation({ value: op, etag: first.etag });
-    return;
+  } else {
+    op.nextAttemptAt = new Date(now.getTime() + ctx.retry.baseDelayMs * 2 ** (op.attempts - 1)).toISOString();
+    op.history.push({
+      at,
+      status: 'Pending',
+      detail: `Attempt ${op.attempts} failed (${message}); retry at ${op.nextAttemptAt}.`,
+    });
   }
-  const retryAt = new Date(now.getTime() + ctx.retry.baseDelayMs * 2 ** (op.attempts - 1));
-  op.nextAttemptAt = retryAt.toISOString();
-  op.history.push({
-    at,
-    status: 'Pending',
-    detail: `Attempt ${op.attempts} failed (${message}); retry at ${op.nextAttemptAt}.`,
-  });
-  await ctx.store.customers.updateOperation({ value: op, etag: first.etag });
-  await ctx.store.pending.mark(customerKey, now, op.nextAttemptAt);
-  await ctx.doorbell.ring([customerKey], retryAt);
+  try {
+    await ctx.store.customers.commit(record, [{ value: op, etag: stored.etag }]);
+  } catch (commitError) {
+    if (hasStatus(commitError, 409, 412)) return 'conflict';
+    throw commitError;
+  }
+  if (op.nextAttemptAt) {
+    run.result.retryAt = op.nextAttemptAt;
+    await ctx.store.pending.mark(op.customerKey, now, op.nextAttemptAt);
+    await ctx.doorbell.ring([op.customerKey], new Date(op.nextAttemptAt));
+  } else {
+    run.result.failed++;
+  }
+  return 'done';
 }

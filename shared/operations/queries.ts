@@ -5,7 +5,7 @@ import type { Operation } from '../domain/operation';
 import { parseOperationId } from '../domain/operation';
 import type { Versioned } from '../storage/customer-store';
 import type { FeedItem, FeedPage } from '../storage/feed';
-import { resolveCustomerKey } from './accounts';
+import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
 
 export async function getOperation(ctx: SyncContext, operationId: string): Promise<Versioned<Operation>> {
@@ -16,22 +16,18 @@ export async function getOperation(ctx: SyncContext, operationId: string): Promi
 }
 
 export async function getCustomer(ctx: SyncContext, account: string) {
-  const customerKey = await resolveCustomerKey(ctx.store, account).catch(() => undefined);
-  const record = customerKey && (await ctx.store.customers.getRecord(customerKey));
-  // Present only once the create is applied, and only under an account the customer really holds.
-  const r = record ? record.value : undefined;
-  if (!r?.customer || (account !== r.customerAccount && account !== r.asyncCustomerAccount)) {
-    throw notFound('Customer', account, 'CUSTOMER_NOT_FOUND');
-  }
+  const { value: r } = await findCustomer(ctx.store, account);
+  // Present only once the create is applied.
+  if (!r.customer || !r.customerAccount) throw notFound('Customer', account, 'CUSTOMER_NOT_FOUND');
   return {
-    customerAccount: r.customerAccount!,
+    customerAccount: r.customerAccount,
     ...(r.asyncCustomerAccount ? { asyncCustomerAccount: r.asyncCustomerAccount } : {}),
     customer: r.customer,
     version: r.version,
   };
 }
 
-/** Entries younger than this are held back so a reader's cursor never passes one still being written. */
+/** Entries younger than this are held back too, which covers clock skew between processor instances. */
 export const FEED_SETTLE_MS = 1000;
 export const FEED_PAGE_SIZE = 500;
 
@@ -43,7 +39,10 @@ export async function readCustomerUpdates(
 ): Promise<{ items: FeedItem[]; cursor: string }> {
   await ctx.store.tables.ensureCreated();
   const after = cursor === undefined ? undefined : decodeCursor(cursor);
-  const cutoff = new Date(ctx.clock().getTime() - FEED_SETTLE_MS).toISOString();
+  // Never read past a round that has stamped feed times but not written its entries yet.
+  const settled = new Date(ctx.clock().getTime() - FEED_SETTLE_MS).toISOString();
+  const inFlight = await ctx.store.feedInFlight.oldest();
+  const cutoff = inFlight !== undefined && inFlight < settled ? inFlight : settled;
   const page = await ctx.store.feed.read(after, cutoff, FEED_PAGE_SIZE);
   return { items: page.items, cursor: encodeCursor(page.cursor) };
 }

@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
+
 import { attributeGrid, type Changes, flatten } from '../domain/changes';
 import type { Customer, CustomerPatch } from '../domain/customer';
 import { DomainError } from '../domain/errors';
 import { describeSubmitted } from '../domain/hq-rules';
 import { type CustomerRecord, type Operation, operationIdOf, type OperationType } from '../domain/operation';
 import { hasStatus } from '../storage/tables';
-import { newAsyncCustomerAccount, resolveCustomerKey } from './accounts';
+import { findCustomer, newAsyncCustomerAccount } from './accounts';
 import type { SyncContext } from './context';
 
 export interface SubmitCreate {
@@ -43,9 +45,10 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
     customerKey = answer.asyncCustomerAccount;
   }
 
-  const now = ctx.clock();
+  const requestId = randomUUID();
   for (let attempt = 0; ; attempt++) {
-    const operation = newOperation(customerKey, 1, 'Create', input.channel, flatten(input.customer), now, input.by);
+    const now = ctx.clock();
+    const operation = newOperation(customerKey, 1, 'Create', input, flatten(input.customer), now, requestId);
     const record: CustomerRecord = {
       customerKey,
       asyncCustomerAccount: customerKey,
@@ -61,8 +64,9 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       break;
     } catch (error) {
       if (!hasStatus(error, 409)) throw error;
-      // A replayed idempotent request: the first attempt already created it. Otherwise a (50-bit) collision.
-      if (input.idempotency) break;
+      // Already there: a replayed idempotent request, or the SDK retrying a commit that did land (its first
+      // answer was lost). Otherwise a (50-bit) collision with another customer: take a new account.
+      if (input.idempotency || (await isOurs(ctx, customerKey, 1, requestId))) break;
       if (attempt >= 3) throw error;
       customerKey = newAsyncCustomerAccount();
     }
@@ -85,39 +89,54 @@ export interface SubmitEdit {
  */
 export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<Accepted> {
   await ctx.store.tables.ensureCreated();
-  const customerKey = await resolveCustomerKey(ctx.store, input.account);
+  let record = await findCustomer(ctx.store, input.account);
+  const { customerKey } = record.value;
   const changes = flatten(input.patch);
-  const now = ctx.clock();
-  await ctx.store.pending.mark(customerKey, now);
+  const requestId = randomUUID();
+  await ctx.store.pending.mark(customerKey, ctx.clock());
+  let seq: number;
   for (let attempt = 0; ; attempt++) {
-    const record = await ctx.store.customers.getRecord(customerKey);
-    if (!record) throw new DomainError('CUSTOMER_NOT_FOUND', `No customer has the account '${input.account}'.`);
-    const seq = record.value.nextSeq;
-    const operation = newOperation(customerKey, seq, 'Update', input.channel, changes, now, input.by);
+    seq = record.value.nextSeq;
+    const operation = newOperation(customerKey, seq, 'Update', input, changes, ctx.clock(), requestId);
     operation.asyncCustomerAccount = record.value.asyncCustomerAccount;
     operation.customerAccount = record.value.customerAccount;
     try {
       await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation);
-      await ring(ctx, customerKey);
-      return { operationId: operation.operationId, status: 'Pending' };
+      break;
     } catch (error) {
-      // Another submit or the processor changed the record since it was read: read it again.
       if (!hasStatus(error, 409, 412) || attempt >= 20) throw error;
+      // Our own commit may have landed with its answer lost (the SDK retried it); otherwise someone else
+      // changed the record since it was read: read it again.
+      if (await isOurs(ctx, customerKey, seq, requestId)) break;
+      const fresh = await ctx.store.customers.getRecord(customerKey);
+      if (!fresh) throw error;
+      record = fresh;
     }
   }
+  // Marked again after the append: a processor that read the customer before the append may have cleared the
+  // first mark, and if the doorbell below is lost this mark is what makes the sync-pending job ring again.
+  await ctx.store.pending.mark(customerKey, ctx.clock());
+  await ring(ctx, customerKey);
+  return { operationId: operationIdOf(customerKey, seq), status: 'Pending' };
+}
+
+/** Whether the operation at `seq` is the one this request wrote (its request id matches). */
+async function isOurs(ctx: SyncContext, customerKey: string, seq: number, requestId: string): Promise<boolean> {
+  return (await ctx.store.customers.getOperation(customerKey, seq))?.value.requestId === requestId;
 }
 
 function newOperation(
   customerKey: string,
   seq: number,
   type: OperationType,
-  channel: string,
+  { channel, by }: { channel: string; by?: string },
   changes: Changes,
   now: Date,
-  by?: string,
+  requestId: string,
 ): Operation {
   const at = now.toISOString();
   return {
+    requestId,
     operationId: operationIdOf(customerKey, seq),
     customerKey,
     seq,

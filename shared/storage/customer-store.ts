@@ -88,7 +88,10 @@ export class CustomerStore {
     const actions: TransactionAction[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
     for (const op of operations) actions.push(['update', fromOperation(op.value), 'Replace', { etag: op.etag }]);
     const response = await this.table.submitTransaction(actions);
-    return response.getResponseForEntity(RECORD_ROW)?.etag ?? '';
+    // Update sub-responses carry no RowKey, so the record's ETag is found by position (it is the first action).
+    const etag = response.subResponses[0]?.etag;
+    if (!etag) throw new Error('The transaction response carries no ETag for the customer record.');
+    return etag;
   }
 
   async updateOperation(operation: Versioned<Operation>): Promise<string> {
@@ -139,6 +142,7 @@ function fromOperation(op: Operation): TableEntity {
     partitionKey: op.customerKey,
     rowKey: seqRowKey(op.seq),
     seq: op.seq,
+    requestId: op.requestId,
     channel: op.channel,
     type: op.type,
     asyncCustomerAccount: op.asyncCustomerAccount,
@@ -163,6 +167,7 @@ function toOperation(e: Entity): Operation {
     operationId: operationIdOf(e.partitionKey!, seq),
     customerKey: e.partitionKey!,
     seq,
+    requestId: e.requestId as string,
     channel: e.channel as string,
     type: e.type as Operation['type'],
     asyncCustomerAccount: e.asyncCustomerAccount as string | undefined,

@@ -2,7 +2,7 @@ import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { Customer } from '../domain/customer';
 import { seqRowKey } from '../domain/operation';
-import { getOrUndefined, packJson, unpackJson } from './tables';
+import { getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
 
 /**
  * Table `CustomerFeed` — the channels' feed of customers created or changed in HQ.
@@ -33,20 +33,36 @@ const META = 'meta';
 const dayOf = (iso: string) => iso.slice(0, 10);
 
 export class CustomerFeed {
-  private firstDayKnown = false;
+  /** The earliest feed day this process knows is recorded in the marker. */
+  private firstDay: string | undefined;
 
   constructor(private readonly table: TableClient) {}
 
   async append(entries: FeedEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    if (!this.firstDayKnown) {
-      // Only the first write ever creates it; later ones see 409 and move on.
-      await this.table
-        .createEntity({ partitionKey: META, rowKey: 'firstDay', day: dayOf(entries[0]!.changedAt) })
-        .catch(() => undefined);
-      this.firstDayKnown = true;
-    }
+    await this.noteDay(entries.map((e) => dayOf(e.changedAt)).sort()[0]!);
     await Promise.all(entries.map((e) => this.table.upsertEntity(toEntity(e), 'Replace')));
+  }
+
+  /** Keeps the `firstDay` marker at the earliest day that has entries (a repaired entry can be older). */
+  private async noteDay(day: string): Promise<void> {
+    if (this.firstDay !== undefined && this.firstDay <= day) return;
+    for (;;) {
+      const marker = await getOrUndefined<{ day: string }>(this.table, META, 'firstDay');
+      if (marker && marker.day <= day) {
+        this.firstDay = marker.day;
+        return;
+      }
+      const entity = { partitionKey: META, rowKey: 'firstDay', day };
+      try {
+        if (marker) await this.table.updateEntity(entity, 'Replace', { etag: marker.etag });
+        else await this.table.createEntity(entity);
+        this.firstDay = day;
+        return;
+      } catch (error) {
+        if (!hasStatus(error, 409, 412)) throw error; // another writer moved it: read again
+      }
+    }
   }
 
   /**
@@ -54,7 +70,7 @@ export class CustomerFeed {
    * entry stamped just before a reader's cursor, but written a moment later, is not skipped.
    */
   async read(after: FeedPage['cursor'], cutoff: string, limit: number): Promise<FeedPage> {
-    let day = after?.day ?? (await this.firstDay());
+    let day = after?.day ?? (await getOrUndefined<{ day: string }>(this.table, META, 'firstDay'))?.day;
     if (!day) return { items: [], cursor: after };
     const lastDay = dayOf(cutoff);
     const items: FeedItem[] = [];
@@ -73,11 +89,9 @@ export class CustomerFeed {
       }
       if (items.length < limit) day = nextDay(day);
     }
+    // Everything before the cutoff's day has been read: start there next time instead of walking empty days.
+    if (items.length < limit && (!cursor || cursor.day < lastDay)) cursor = { day: lastDay, rowKey: '' };
     return { items, cursor };
-  }
-
-  private async firstDay(): Promise<string | undefined> {
-    return (await getOrUndefined<{ day: string }>(this.table, META, 'firstDay'))?.day;
   }
 }
 

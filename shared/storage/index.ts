@@ -2,6 +2,7 @@ import { AccountIndex, AccountNumberAllocator } from './accounts';
 import { CustomerStore } from './customer-store';
 import { EmailClaims } from './email-claims';
 import { CustomerFeed } from './feed';
+import { FeedInFlight } from './feed-in-flight';
 import { IdempotencyKeys } from './idempotency';
 import { JobRunLog } from './job-runs';
 import { PendingIndex } from './pending-index';
@@ -16,6 +17,7 @@ export interface Store {
   emailClaims: EmailClaims;
   pending: PendingIndex;
   feed: CustomerFeed;
+  feedInFlight: FeedInFlight;
   jobRuns: JobRunLog;
   idempotency: IdempotencyKeys;
 }
@@ -30,6 +32,7 @@ export function createStore(connectionString: string, tablePrefix = ''): Store {
     emailClaims: new EmailClaims(tables.get('emailClaims')),
     pending: new PendingIndex(tables.get('pending')),
     feed: new CustomerFeed(tables.get('feed')),
+    feedInFlight: new FeedInFlight(tables.get('feedInFlight')),
     jobRuns: new JobRunLog(tables.get('jobRuns')),
     idempotency: new IdempotencyKeys(tables.get('idempotency')),
   };

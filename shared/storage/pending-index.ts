@@ -1,6 +1,6 @@
 import { odata, type TableClient } from '@azure/data-tables';
 
-import { hasStatus } from './tables';
+import { hasStatus, shardName, shardOf, SHARDS } from './tables';
 
 /**
  * Table `PendingCustomers` — PartitionKey `shard-00`..`shard-15` (hash of the customer key), RowKey = customer
@@ -11,8 +11,6 @@ import { hasStatus } from './tables';
  * processing: a submit that lands meanwhile changes the ETag, the clear fails, and the customer stays listed.
  * Sharding keeps the write rate per partition bounded; the job reads the 16 shards (a bounded set).
  */
-export const PENDING_SHARDS = 16;
-
 export interface PendingEntry {
   customerKey: string;
   updatedAt: string;
@@ -53,7 +51,7 @@ export class PendingIndex {
   }
 
   async *list(): AsyncIterable<PendingEntry> {
-    for (let shard = 0; shard < PENDING_SHARDS; shard++) {
+    for (let shard = 0; shard < SHARDS; shard++) {
       const filter = odata`PartitionKey eq ${shardName(shard)}`;
       const entities = this.table.listEntities<{ updatedAt: string; nextAttemptAt?: string }>({
         queryOptions: { filter },
@@ -63,12 +61,4 @@ export class PendingIndex {
       }
     }
   }
-}
-
-const shardName = (n: number) => `shard-${String(n).padStart(2, '0')}`;
-
-function shardOf(customerKey: string): string {
-  let hash = 0;
-  for (let i = 0; i < customerKey.length; i++) hash = (hash * 31 + customerKey.charCodeAt(i)) >>> 0;
-  return shardName(hash % PENDING_SHARDS);
 }

@@ -9,6 +9,7 @@ export const TABLE_NAMES = {
   accounts: 'CustomerAccounts',
   emailClaims: 'EmailClaims',
   pending: 'PendingCustomers',
+  feedInFlight: 'FeedInFlight',
   feed: 'CustomerFeed',
   jobRuns: 'JobRuns',
   idempotency: 'IdempotencyKeys',
@@ -102,4 +103,13 @@ export function unpackJson<T>(entity: Record<string, unknown>, name: string): T 
   if (typeof json !== 'string') return undefined;
   for (let i = 1; typeof entity[`${name}_${i}`] === 'string'; i++) json += entity[`${name}_${i}`] as string;
   return JSON.parse(json) as T;
+}
+
+/** Spreads keys over `shard-00`..`shard-NN` partitions so no single partition takes every write. */
+export const SHARDS = 16;
+export const shardName = (n: number) => `shard-${String(n).padStart(2, '0')}`;
+export function shardOf(key: string): string {
+  let hash = 0;
+  for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) >>> 0;
+  return shardName(hash % SHARDS);
 }

@@ -192,4 +192,78 @@ describe('processing customer operations against Table Storage', () => {
     expect(runs).toHaveLength(2);
     expect(runs[0]!.startedAt >= runs[1]!.startedAt).toBe(true);
   });
+
+  it('after a normal commit the feed marker catches up (no re-publishing on later doorbells)', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel, customer: person() });
+    await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    const record = (await ctx.store.customers.getRecord(accepted.asyncCustomerAccount!))!.value;
+    expect(record).toMatchObject({ appliedThrough: 1, publishedThrough: 1 });
+  });
+
+  it('an edit through an account number the customer does not hold is refused', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel, customer: person() });
+    await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    // An index entry left behind by a crashed create: it points at the customer, who holds another number.
+    await ctx.store.accounts.put('C999999999', accepted.asyncCustomerAccount!);
+    await expect(submitEdit(ctx, { channel, account: 'C999999999', patch: { phone: '1' } })).rejects.toMatchObject({
+      code: 'CUSTOMER_NOT_FOUND',
+    });
+    await expect(getCustomer(ctx, 'C999999999')).rejects.toMatchObject({ code: 'CUSTOMER_NOT_FOUND' });
+  });
+
+  it('an email changed away and back in one round stays claimed by its customer', async () => {
+    const { ctx } = testContext();
+    const original = person();
+    const accepted = await submitCreate(ctx, { channel, customer: original });
+    const account = accepted.asyncCustomerAccount!;
+    await processCustomer(ctx, account);
+    await submitEdit(ctx, { channel, account, patch: { email: `other.${original.email}` } });
+    await submitEdit(ctx, { channel, account, patch: { email: original.email } });
+    await processCustomer(ctx, account);
+    const rival = await submitCreate(ctx, { channel, customer: person({ email: original.email }) });
+    await processCustomer(ctx, rival.asyncCustomerAccount!);
+    expect((await getOperation(ctx, rival.operationId)).value.lastError?.code).toBe('EMAIL_IN_USE');
+  });
+
+  it('a transient failure is charged to the operation being applied, not to one waiting behind a failure', async () => {
+    const { ctx } = testContext();
+    const create = await submitCreate(ctx, { channel, customer: person({ customerGroup: 'Nope' }) });
+    const account = create.asyncCustomerAccount!;
+    await processCustomer(ctx, account); // the create fails on its customer group
+    const edit = await submitEdit(ctx, { channel, account, patch: { phone: '2' } });
+    const readUnapplied = ctx.store.customers.readUnapplied.bind(ctx.store.customers);
+    ctx.store.customers.readUnapplied = async () => {
+      throw new Error('storage unavailable');
+    };
+    await expect(processCustomer(ctx, account)).rejects.toThrow('storage unavailable');
+    ctx.store.customers.readUnapplied = readUnapplied;
+    const waiting = (await getOperation(ctx, edit.operationId)).value;
+    expect(waiting.attempts).toBe(0);
+    expect(waiting.status).toBe('Pending');
+  });
+
+  it('the feed is held back behind a round that has stamped times but not yet published', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel, customer: person() });
+    await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    const inFuture = { ...ctx, clock: () => later(5000) };
+    expect((await readCustomerUpdates(inFuture, undefined)).items).toHaveLength(1);
+    // A slower round (another customer) began before this entry was stamped and has not finished.
+    const marker = await ctx.store.feedInFlight.begin('ASYNC-SLOWROUND0', new Date(Date.now() - 60_000));
+    expect((await readCustomerUpdates(inFuture, undefined)).items).toHaveLength(0);
+    await ctx.store.feedInFlight.end(marker);
+    expect((await readCustomerUpdates(inFuture, undefined)).items).toHaveLength(1);
+  });
+
+  it("the sync-pending job clears a crashed round's marker once the customer's feed has caught up", async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel, customer: person() });
+    await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    await ctx.store.feedInFlight.begin(accepted.asyncCustomerAccount!, new Date(Date.now() - 10 * 60_000));
+    const run = await runJob(ctx, 'sync-pending-operations');
+    expect(run.counts.markersCleared).toBe(1);
+    expect(await ctx.store.feedInFlight.oldest()).toBeUndefined();
+  });
 });
