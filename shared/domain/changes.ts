@@ -67,6 +67,17 @@ export function applyChanges(customer: Customer | undefined, changes: Changes): 
   return next;
 }
 
+/** The nested shape of a change map, keeping nulls (an edit's "remove this field"). */
+export function unflatten(changes: Changes): Record<string, unknown> {
+  const out: Nested = {};
+  for (const [path, value] of Object.entries(changes)) {
+    const [head, inner] = splitPath(path);
+    if (inner === undefined) out[head] = value;
+    else out[head] = { ...((out[head] as Nested | undefined) ?? {}), [inner]: value };
+  }
+  return out;
+}
+
 export function attributeGrid(before: Customer | undefined, changes: Changes): AttributeChange[] {
   return Object.entries(changes).map(([name, newValue]) => ({ name, oldValue: valueAt(before, name), newValue }));
 }

@@ -11,6 +11,8 @@ export interface HistoryEntry {
   status: OperationStatus;
   detail: string;
   by?: string;
+  /** An operator's edit: each attribute's value before and after. */
+  edits?: AttributeChange[];
 }
 
 export interface LastError {
@@ -35,6 +37,8 @@ export interface Operation {
   changeDescription: string;
   /** What the channel asked for (or the operator repaired it to), as attribute path → new value. */
   changes: Changes;
+  /** What the channel submitted, kept from the first operator edit on. */
+  submitted?: Changes;
   /** Old and new value of every touched attribute; old values are filled in when the operation is applied. */
   attributes: AttributeChange[];
   lastError?: LastError;

@@ -41,7 +41,8 @@ export interface HttpResult {
   status: number;
   headers?: Record<string, string>;
   jsonBody?: unknown;
-  body?: string;
+  /** A string, or bytes produced as they are ready (large exports). */
+  body?: string | AsyncIterable<Uint8Array>;
 }
 
 /** An RFC 9457 problem details response. Never carries a stack trace. */

@@ -153,6 +153,10 @@ async function applyOperations(
   }
 
   if (touched.length === 0) return 'done';
+  // Listed as failed before the commit makes it so: a crash in between leaves an extra entry (readers check
+  // the status) rather than a failure nobody can find.
+  const failed = touched.filter((t) => t.value.status === 'Failed').map((t) => t.value);
+  await Promise.all(failed.map((op) => store.operationIndex.putFailed(op)));
   let etag: string;
   try {
     etag = await store.customers.commit({ value: next, etag: record.etag }, touched);
@@ -311,6 +315,7 @@ async function recordTransientFailure(
     op.nextAttemptAt = undefined;
     op.changeDescription = `Failed after ${op.attempts} attempts: ${message}`;
     op.history.push({ at, status: 'Failed', detail: op.changeDescription });
+    await ctx.store.operationIndex.putFailed(op);
   } else {
     op.nextAttemptAt = new Date(now.getTime() + ctx.retry.baseDelayMs * 2 ** (op.attempts - 1)).toISOString();
     op.history.push({

@@ -58,7 +58,9 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       publishedThrough: 0,
       updatedAt: now.toISOString(),
     };
-    await ctx.store.pending.mark(customerKey, now);
+    // Both before the insert: an index entry whose operation never lands (or carries another request id) is
+    // skipped by readers, while an operation missing from them could not be found or would never be rung.
+    await Promise.all([ctx.store.pending.mark(customerKey, now), ctx.store.operationIndex.put(operation)]);
     try {
       await ctx.store.customers.insertNew(record, operation);
       break;
@@ -100,6 +102,7 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
     const operation = newOperation(customerKey, seq, 'Update', input, changes, ctx.clock(), requestId);
     operation.asyncCustomerAccount = record.value.asyncCustomerAccount;
     operation.customerAccount = record.value.customerAccount;
+    await ctx.store.operationIndex.put(operation);
     try {
       await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation);
       break;

@@ -19,6 +19,7 @@ export function toDetail(op: Operation) {
   return {
     ...toSummary(op),
     attributes: op.attributes,
+    ...(op.submitted ? { submitted: op.submitted } : {}),
     attempts: op.attempts,
     ...(op.waitingOn ? { waitingOn: op.waitingOn } : {}),
     ...(op.nextAttemptAt ? { nextAttemptAt: op.nextAttemptAt } : {}),

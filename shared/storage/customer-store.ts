@@ -156,6 +156,7 @@ function fromOperation(op: Operation): TableEntity {
     appliedAt: op.appliedAt,
     ...(op.lastError ? packJson('lastError', op.lastError) : {}),
     ...packJson('changes', op.changes),
+    ...(op.submitted ? packJson('submitted', op.submitted) : {}),
     ...packJson('attributes', op.attributes),
     ...packJson('history', op.history),
   };
@@ -176,6 +177,7 @@ function toOperation(e: Entity): Operation {
     status: e.status as Operation['status'],
     changeDescription: e.changeDescription as string,
     changes: unpackJson<Changes>(e, 'changes') ?? {},
+    submitted: unpackJson<Changes>(e, 'submitted'),
     attributes: unpackJson<AttributeChange[]>(e, 'attributes') ?? [],
     lastError: unpackJson<LastError>(e, 'lastError'),
     attempts: e.attempts as number,

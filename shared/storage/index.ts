@@ -5,6 +5,7 @@ import { CustomerFeed } from './feed';
 import { FeedInFlight } from './feed-in-flight';
 import { IdempotencyKeys } from './idempotency';
 import { JobRunLog } from './job-runs';
+import { OperationIndex } from './operation-index';
 import { PendingIndex } from './pending-index';
 import { TableSet } from './tables';
 
@@ -20,6 +21,7 @@ export interface Store {
   feedInFlight: FeedInFlight;
   jobRuns: JobRunLog;
   idempotency: IdempotencyKeys;
+  operationIndex: OperationIndex;
 }
 
 export function createStore(connectionString: string, tablePrefix = ''): Store {
@@ -35,5 +37,6 @@ export function createStore(connectionString: string, tablePrefix = ''): Store {
     feedInFlight: new FeedInFlight(tables.get('feedInFlight')),
     jobRuns: new JobRunLog(tables.get('jobRuns')),
     idempotency: new IdempotencyKeys(tables.get('idempotency')),
+    operationIndex: new OperationIndex(tables),
   };
 }

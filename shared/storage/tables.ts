@@ -13,12 +13,14 @@ export const TABLE_NAMES = {
   feed: 'CustomerFeed',
   jobRuns: 'JobRuns',
   idempotency: 'IdempotencyKeys',
+  failedOperations: 'FailedOperations',
   sequences: 'Sequences',
 } as const;
 export type TableName = keyof typeof TABLE_NAMES;
 
 export class TableSet {
   private readonly clients = new Map<TableName, TableClient>();
+  private readonly dynamicClients = new Map<string, TableClient>();
   private created?: Promise<void>;
 
   constructor(
@@ -33,6 +35,18 @@ export class TableSet {
         allowInsecureConnection: isLocalEndpoint(this.connectionString),
       });
       this.clients.set(name, client);
+    }
+    return client;
+  }
+
+  /** A table whose name is made at run time (per-day index tables); created by its owner. */
+  dynamic(name: string): TableClient {
+    let client = this.dynamicClients.get(name);
+    if (!client) {
+      client = Client.fromConnectionString(this.connectionString, this.prefix + name, {
+        allowInsecureConnection: isLocalEndpoint(this.connectionString),
+      });
+      this.dynamicClients.set(name, client);
     }
     return client;
   }

@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+
+import { z } from 'zod';
+
+import { attributeName } from '../domain/customer';
+import { DomainError } from '../domain/errors';
+import { type Operation, OPERATION_STATUSES, OPERATION_TYPES } from '../domain/operation';
+
+/** Customer fields an operator can filter on or repair, as attribute paths. */
+const TOP_LEVEL = [
+  'customerType',
+  'firstName',
+  'lastName',
+  'organizationName',
+  'email',
+  'phone',
+  'customerGroup',
+  'currency',
+  'language',
+] as const;
+const ADDRESS = ['street', 'city', 'postalCode', 'countryRegion', 'state'] as const;
+
+export function isAttributePath(path: string): boolean {
+  if ((TOP_LEVEL as readonly string[]).includes(path)) return true;
+  const [head, inner] = [path.slice(0, path.indexOf('.')), path.slice(path.indexOf('.') + 1)];
+  if (head === 'address') return (ADDRESS as readonly string[]).includes(inner);
+  return head === 'attributes' && attributeName.safeParse(inner).success;
+}
+
+export const attributePath = z
+  .string()
+  .max(80)
+  .refine(isAttributePath, 'must be a customer field such as email, address.city or attributes.<name>');
+
+const account = z.string().regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'is not an account number');
+const oneOrMany = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).max(10)]).optional();
+const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** The filter keys of `GET /api/operations`, shared by the bulk resync's `filter` body. */
+export const filterShape = {
+  channel: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'is not a channel id')
+    .optional(),
+  status: z.enum(OPERATION_STATUSES).optional(),
+  type: z.enum(OPERATION_TYPES).optional(),
+  customerAccount: account.optional(),
+  asyncCustomerAccount: account.optional(),
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  field: oneOrMany(attributePath),
+  value: oneOrMany(z.string().max(1024)),
+};
+
+export interface OperationFilter {
+  channel?: string;
+  status?: Operation['status'];
+  type?: Operation['type'];
+  customerAccount?: string;
+  asyncCustomerAccount?: string;
+  from?: string;
+  to?: string;
+  fields: { field: string; value: string }[];
+}
+
+type RawFilter = { [K in keyof typeof filterShape]?: z.infer<(typeof filterShape)[K]> };
+
+/** Pairs field/value parameters and normalises times; a mismatch is a 400 naming the parameter. */
+export function toFilter(raw: RawFilter): OperationFilter {
+  const fields = asArray(raw.field);
+  const values = asArray(raw.value);
+  if (fields.length !== values.length) {
+    throw new DomainError('VALIDATION_FAILED', 'Give one value for each field (field=..&value=.. pairs).', {
+      [fields.length > values.length ? 'value' : 'field']: ['must come in field/value pairs'],
+    });
+  }
+  const from = raw.from && new Date(raw.from).toISOString();
+  const to = raw.to && new Date(raw.to).toISOString();
+  if (from && to && from > to) {
+    throw new DomainError('VALIDATION_FAILED', '`from` is after `to`.', { from: ['must not be after to'] });
+  }
+  return {
+    ...(raw.channel ? { channel: raw.channel } : {}),
+    ...(raw.status ? { status: raw.status } : {}),
+    ...(raw.type ? { type: raw.type } : {}),
+    ...(raw.customerAccount ? { customerAccount: raw.customerAccount } : {}),
+    ...(raw.asyncCustomerAccount ? { asyncCustomerAccount: raw.asyncCustomerAccount } : {}),
+    ...(from ? { from } : {}),
+    ...(to ? { to } : {}),
+    fields: fields.map((field, i) => ({ field, value: values[i]! })),
+  };
+}
+
+/** Whether an operation (read from the Customers table) satisfies the whole filter. */
+export function matches(op: Operation, filter: OperationFilter, customerKey?: string): boolean {
+  if (filter.channel && op.channel !== filter.channel) return false;
+  if (filter.status && op.status !== filter.status) return false;
+  if (filter.type && op.type !== filter.type) return false;
+  if (customerKey && op.customerKey !== customerKey) return false;
+  if (filter.from && op.operationTimestamp < filter.from) return false;
+  if (filter.to && op.operationTimestamp > filter.to) return false;
+  return filter.fields.every(({ field, value }) => {
+    const current = op.changes[field];
+    return current !== undefined && current !== null && String(current) === value;
+  });
+}
+
+/** Ties a continuation token to the filter it was issued for. */
+export const filterFingerprint = (filter: OperationFilter) =>
+  createHash('sha256').update(JSON.stringify(filter)).digest('base64url').slice(0, 12);

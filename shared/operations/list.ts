@@ -1,0 +1,193 @@
+import { z } from 'zod';
+
+import { DomainError } from '../domain/errors';
+import type { Operation } from '../domain/operation';
+import type { IndexEntry, IndexQuery } from '../storage/operation-index';
+import { findCustomer } from './accounts';
+import type { SyncContext } from './context';
+import { filterFingerprint, matches, type OperationFilter } from './filter';
+
+/** How far back a query without `from` looks: the audit retention period. */
+export const DEFAULT_WINDOW_DAYS = 90;
+/** A field filter with nothing but time to bound it spans at most (and by default) this many days. */
+export const FIELD_WINDOW_DAYS = 31;
+const DAY_MS = 86_400_000;
+/** Operations read from the Customers table at once when checking index candidates. */
+const READ_AHEAD = 32;
+
+export interface OperationPage {
+  items: Operation[];
+  continuationToken?: string;
+}
+
+/**
+ * Where a query continues. `customer`: the customer's operations below `seq`; `index`: the day (or the failed
+ * index, day '') and the last RowKey consumed. Tokens carry the filter's fingerprint so a token cannot be
+ * replayed against another filter (which would silently skip or repeat items).
+ */
+const tokenSchema = z.discriminatedUnion('d', [
+  z.object({ d: z.literal('customer'), f: z.string(), seq: z.number().int().min(0) }),
+  z.object({ d: z.literal('index'), f: z.string(), day: z.string().regex(/^(\d{8})?$/), rk: z.string().max(200) }),
+]);
+type Token = z.infer<typeof tokenSchema>;
+
+/**
+ * One page of operations, newest first. The query is driven by its most selective indexed filter:
+ * a customer account (that customer's partition), status=Failed (the failed index), else the per-day index
+ * (the channel's partition when a channel is given), walking days from `to` back to `from`. Every other filter
+ * is checked by the service inside the partition (type, fields) or on the operation itself (status, time).
+ */
+export async function listOperations(
+  ctx: SyncContext,
+  filter: OperationFilter,
+  top: number,
+  continuationToken?: string,
+): Promise<OperationPage> {
+  await ctx.store.tables.ensureCreated();
+  const fingerprint = filterFingerprint(filter);
+  const token = continuationToken === undefined ? undefined : decodeToken(continuationToken, fingerprint);
+  const items: Operation[] = [];
+  let next: Token | undefined;
+
+  if (filter.customerAccount || filter.asyncCustomerAccount) {
+    const customerKey = await customerKeyOf(ctx, filter);
+    if (customerKey === undefined) return { items };
+    const record = await ctx.store.customers.getRecord(customerKey);
+    let seq = token?.d === 'customer' ? token.seq : (record?.value.nextSeq ?? 1) - 1;
+    while (seq >= 1 && items.length < top) {
+      const seqs = Array.from({ length: Math.min(READ_AHEAD, seq) }, (_, i) => seq - i);
+      const ops = await Promise.all(seqs.map((s) => ctx.store.customers.getOperation(customerKey, s)));
+      for (const [i, op] of ops.entries()) {
+        seq = seqs[i]! - 1;
+        if (op && matches(op.value, filter, customerKey)) items.push(op.value);
+        if (items.length === top) break;
+      }
+    }
+    if (seq >= 1) next = { d: 'customer', f: fingerprint, seq };
+  } else {
+    const window = timeWindow(ctx, filter);
+    const query: IndexQuery = { ...window, type: filter.type, channel: filter.channel, fields: filter.fields };
+    const days = filter.status === 'Failed' ? [''] : daysDescending(window.from, window.to);
+    const startAt = token?.d === 'index' ? days.indexOf(token.day) : 0;
+    if (startAt < 0) throw invalidToken();
+    for (const day of days.slice(startAt)) {
+      const after = token?.d === 'index' && token.day === day ? token.rk : undefined;
+      const entries =
+        day === ''
+          ? ctx.store.operationIndex.failed({ ...query, after })
+          : ctx.store.operationIndex.day(day, { ...query, after });
+      const last = await collect(ctx, entries, filter, top, items);
+      if (last !== undefined) {
+        next = { d: 'index', f: fingerprint, day, rk: last };
+        break;
+      }
+    }
+  }
+  return { items, ...(next ? { continuationToken: Buffer.from(JSON.stringify(next)).toString('base64url') } : {}) };
+}
+
+/** Every operation matching the filter, newest first, page by page (for exports and bulk actions). */
+export async function* allOperations(
+  ctx: SyncContext,
+  filter: OperationFilter,
+  pageSize = 500,
+): AsyncIterable<Operation> {
+  let token: string | undefined;
+  do {
+    const page = await listOperations(ctx, filter, pageSize, token);
+    yield* page.items;
+    token = page.continuationToken;
+  } while (token);
+}
+
+/**
+ * Reads index candidates in order, checks each against its operation, and fills `items` up to `top`.
+ * Returns the RowKey of the entry that filled the page (where the next page resumes), or undefined when the
+ * source ran out first. Candidates are read ahead in parallel but consumed strictly in order, so a page
+ * never skips an entry it did not return.
+ */
+async function collect(
+  ctx: SyncContext,
+  entries: AsyncIterable<IndexEntry>,
+  filter: OperationFilter,
+  top: number,
+  items: Operation[],
+): Promise<string | undefined> {
+  let batch: IndexEntry[] = [];
+  const flush = async (): Promise<string | undefined> => {
+    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperation(e.customerKey, e.seq)));
+    for (const [i, entry] of batch.entries()) {
+      const op = ops[i]?.value;
+      // An entry whose operation never landed, or belongs to another request, is not this operation's.
+      if (op && op.requestId === entry.requestId && matches(op, filter)) items.push(op);
+      if (items.length === top) return entry.rowKey;
+    }
+    batch = [];
+    return undefined;
+  };
+  for await (const entry of entries) {
+    batch.push(entry);
+    // Read ahead what the page still needs (at least a few: some candidates may not match).
+    if (batch.length >= Math.min(READ_AHEAD, Math.max(top - items.length, 4))) {
+      const last = await flush();
+      if (last !== undefined) return last;
+    }
+  }
+  return batch.length > 0 ? flush() : undefined;
+}
+
+async function customerKeyOf(ctx: SyncContext, filter: OperationFilter): Promise<string | undefined> {
+  const keys = new Set<string>();
+  for (const account of [filter.customerAccount, filter.asyncCustomerAccount]) {
+    if (!account) continue;
+    try {
+      keys.add((await findCustomer(ctx.store, account)).value.customerKey);
+    } catch (error) {
+      if (error instanceof DomainError && error.code === 'CUSTOMER_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+  // Both accounts given but of different customers: nothing can match.
+  return keys.size === 1 ? [...keys][0] : undefined;
+}
+
+function timeWindow(ctx: SyncContext, filter: OperationFilter): { from: string; to: string } {
+  const to = filter.to ?? ctx.clock().toISOString();
+  const fieldOnly = filter.fields.length > 0 && filter.status !== 'Failed' && filter.channel === undefined;
+  const defaultDays = fieldOnly ? FIELD_WINDOW_DAYS : DEFAULT_WINDOW_DAYS;
+  const from = filter.from ?? new Date(Date.parse(to) - defaultDays * DAY_MS).toISOString();
+  if (fieldOnly && Date.parse(to) - Date.parse(from) > FIELD_WINDOW_DAYS * DAY_MS) {
+    throw new DomainError(
+      'VALIDATION_FAILED',
+      `A field filter needs a time window of at most ${FIELD_WINDOW_DAYS} days (from/to), or a channel, ` +
+        'a customer account or status=Failed to bound it.',
+      { from: [`must be at most ${FIELD_WINDOW_DAYS} days before to when filtering on a field alone`] },
+    );
+  }
+  return { from, to };
+}
+
+function daysDescending(from: string, to: string): string[] {
+  const days: string[] = [];
+  const first = Date.parse(from.slice(0, 10));
+  for (let t = Date.parse(to.slice(0, 10)); t >= first; t -= DAY_MS) {
+    days.push(new Date(t).toISOString().slice(0, 10).replace(/-/g, ''));
+  }
+  return days;
+}
+
+function decodeToken(value: string, fingerprint: string): Token {
+  let token: Token;
+  try {
+    token = tokenSchema.parse(JSON.parse(Buffer.from(value, 'base64url').toString('utf8')));
+  } catch {
+    throw invalidToken();
+  }
+  if (token.f !== fingerprint) throw invalidToken('it was issued for different filters');
+  return token;
+}
+
+const invalidToken = (why = 'it is not one this API issued') =>
+  new DomainError('VALIDATION_FAILED', `The continuationToken is not valid: ${why}.`, {
+    continuationToken: [`is not valid: ${why}`],
+  });

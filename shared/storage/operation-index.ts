@@ -1,0 +1,167 @@
+import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
+
+import type { Changes } from '../domain/changes';
+import type { Operation } from '../domain/operation';
+import { hasStatus, type TableSet } from './tables';
+
+/**
+ * Index entities that let operators find operations without scanning the Customers table.
+ *
+ * Tables `Ops<yyyymmdd>` — one per UTC day of the operation's timestamp, so retention drops whole tables and a
+ * query only ever touches the days it asks for:
+ *   PartitionKey `all`             every operation of the day
+ *   PartitionKey `ch|<channel>`    the channel's operations of the day
+ *   RowKey `<inverted ms>|<operationId>`, so each partition lists newest first.
+ * Table `FailedOperations` — PartitionKey `failed`, same RowKey: the operations that are Failed now.
+ *
+ * Every entry carries the operation's channel, type and changed values (`f_<path>` = value as text), so type
+ * and field filters are evaluated by the service inside the partition. Status is not copied (it changes on
+ * every processing); the list reads each candidate operation by its key and checks the status there. The
+ * failed index is written before an operation is committed as Failed and removed after it leaves Failed, so a
+ * crash can leave an extra entry but never hide a failure; readers check the operation and skip extras.
+ */
+export interface IndexEntry {
+  rowKey: string;
+  operationId: string;
+  /** The submit request that wrote the entry: an operation with another request id is not this entry's. */
+  requestId: string;
+  customerKey: string;
+  seq: number;
+  channel: string;
+  type: string;
+  code?: string;
+}
+
+export interface IndexQuery {
+  /** Inclusive time bounds, ISO. */
+  from?: string;
+  to?: string;
+  type?: string;
+  channel?: string;
+  fields: { field: string; value: string }[];
+  /** Resume strictly after this RowKey. */
+  after?: string;
+}
+
+const MAX_MS = 9_999_999_999_999;
+const inverted = (iso: string) => String(MAX_MS - Date.parse(iso)).padStart(13, '0');
+export const indexRowKey = (op: Pick<Operation, 'operationTimestamp' | 'operationId'>) =>
+  `${inverted(op.operationTimestamp)}|${op.operationId}`;
+export const dayTableSuffix = (iso: string) => iso.slice(0, 10).replace(/-/g, '');
+
+/** Property name for a field path: only letters, digits and _ are allowed, so _ - . are escaped. */
+export const fieldProperty = (path: string) =>
+  `f_${path.replace(/_/g, '_5F').replace(/-/g, '_2D').replace(/\./g, '_2E')}`;
+
+function fieldProperties(changes: Changes): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const [path, value] of Object.entries(changes)) if (value !== null) props[fieldProperty(path)] = String(value);
+  return props;
+}
+
+export class OperationIndex {
+  private readonly createdDays = new Set<string>();
+
+  constructor(private readonly tables: TableSet) {}
+
+  /** Writes (or rewrites, after a repair) the day entries of an operation. */
+  async put(op: Operation): Promise<void> {
+    const table = await this.dayTable(dayTableSuffix(op.operationTimestamp), true);
+    const base = entryOf(op);
+    await Promise.all([
+      table.upsertEntity({ ...base, partitionKey: 'all' }, 'Replace'),
+      table.upsertEntity({ ...base, partitionKey: `ch|${op.channel}` }, 'Replace'),
+    ]);
+  }
+
+  async putFailed(op: Operation): Promise<void> {
+    await this.tables
+      .get('failedOperations')
+      .upsertEntity({ ...entryOf(op), partitionKey: 'failed', code: op.lastError?.code ?? 'UNKNOWN' }, 'Replace');
+  }
+
+  async removeFailed(op: Pick<Operation, 'operationTimestamp' | 'operationId'>): Promise<void> {
+    try {
+      await this.tables.get('failedOperations').deleteEntity('failed', indexRowKey(op));
+    } catch (error) {
+      if (!hasStatus(error, 404)) throw error;
+    }
+  }
+
+  /** A day's entries matching the query, newest first (none when the day has no table). */
+  async *day(day: string, query: IndexQuery): AsyncIterable<IndexEntry> {
+    const table = await this.dayTable(day, false);
+    const partition = query.channel === undefined ? 'all' : `ch|${query.channel}`;
+    yield* this.scan(table, partition, query);
+  }
+
+  async *failed(query: IndexQuery): AsyncIterable<IndexEntry> {
+    // The failed partition mixes channels, so there the channel is a filter rather than a partition.
+    const channel: [string, string][] = query.channel === undefined ? [] : [['channel', query.channel]];
+    yield* this.scan(this.tables.get('failedOperations'), 'failed', query, channel);
+  }
+
+  private async *scan(
+    table: TableClient,
+    partition: string,
+    query: IndexQuery,
+    equals: [property: string, value: string][] = [],
+  ): AsyncIterable<IndexEntry> {
+    // RowKeys are inverted times, newer is smaller: `to` bounds from below, `from` from above.
+    const upper = query.from ? `${inverted(query.from)}|~` : '~';
+    // Each condition is its own odata`` template with text before the value: the helper quotes and escapes a
+    // string only when it follows other text (a template that starts with a value is left unquoted).
+    const conditions = [
+      odata`PartitionKey eq ${partition}`,
+      query.after ? odata`RowKey gt ${query.after}` : odata`RowKey ge ${query.to ? inverted(query.to) : ''}`,
+      odata`RowKey lt ${upper}`,
+      ...(query.type ? [odata`type eq ${query.type}`] : []),
+      // Property names come from fieldProperty (letters, digits and _ only), never from input as such.
+      ...[...equals, ...query.fields.map((f): [string, string] => [fieldProperty(f.field), f.value])].map(
+        ([property, value]) => `${property} ${odata`eq ${value}`}`,
+      ),
+    ];
+    const filter = conditions.join(' and ');
+    try {
+      for await (const e of table.listEntities<Omit<IndexEntry, 'rowKey'>>({ queryOptions: { filter } })) {
+        yield {
+          rowKey: e.rowKey!,
+          operationId: e.operationId,
+          requestId: e.requestId,
+          customerKey: e.customerKey,
+          seq: e.seq,
+          channel: e.channel,
+          type: e.type,
+          ...(e.code ? { code: e.code } : {}),
+        };
+      }
+    } catch (error) {
+      if (!hasStatus(error, 404)) throw error; // no table for that day: nothing happened then
+    }
+  }
+
+  /** Day tables are created on first write, once per process. */
+  private async dayTable(day: string, create: boolean): Promise<TableClient> {
+    const table = this.tables.dynamic(`Ops${day}`);
+    if (create && !this.createdDays.has(day)) {
+      await table.createTable();
+      this.createdDays.add(day);
+    }
+    return table;
+  }
+}
+
+function entryOf(op: Operation): TableEntity {
+  return {
+    partitionKey: '',
+    rowKey: indexRowKey(op),
+    operationId: op.operationId,
+    requestId: op.requestId,
+    customerKey: op.customerKey,
+    seq: op.seq,
+    channel: op.channel,
+    type: op.type,
+    at: op.operationTimestamp,
+    ...fieldProperties(op.changes),
+  };
+}

@@ -1,0 +1,195 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import type { Operation } from '../../shared/domain/operation';
+import { type OperationFilter, toFilter } from '../../shared/operations/filter';
+import { allOperations, listOperations } from '../../shared/operations/list';
+import { processCustomer } from '../../shared/operations/process';
+import { getCustomer, getOperation } from '../../shared/operations/queries';
+import { editFailedOperation, listFailures, resyncMany, resyncOperation } from '../../shared/operations/repair';
+import { submitCreate, submitEdit } from '../../shared/operations/submit';
+import { person, testContext } from '../support';
+
+const ids = (ops: Operation[]) => ops.map((o) => o.operationId);
+const all = async (ctx: ReturnType<typeof testContext>['ctx'], filter: Partial<OperationFilter>) => {
+  const out: Operation[] = [];
+  for await (const op of allOperations(ctx, { fields: [], ...filter }, 3)) out.push(op);
+  return out;
+};
+
+describe('finding operations', () => {
+  const { ctx } = testContext();
+  const submitted: { id: string; channel: string; account: string; city: string; failed: boolean }[] = [];
+
+  beforeAll(async () => {
+    for (let i = 0; i < 12; i++) {
+      const channel = i % 3 === 0 ? 'pos-1' : 'web';
+      const city = i % 2 === 0 ? 'Aarhus' : 'Odense';
+      const failed = i % 4 === 0;
+      const customer = person({
+        customerGroup: failed ? 'Nope' : 'Retail',
+        address: { street: 'Vej 1', city, postalCode: '8000', countryRegion: 'DK' },
+        attributes: { loyaltyTier: i % 5 === 0 ? 'Gold' : 'Silver' },
+      });
+      const accepted = await submitCreate(ctx, { channel, customer });
+      submitted.push({ id: accepted.operationId, channel, account: accepted.asyncCustomerAccount!, city, failed });
+      await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    }
+  });
+
+  it('lists every operation newest first, page by page, each exactly once', async () => {
+    const listed = await all(ctx, {});
+    expect(ids(listed)).toEqual(submitted.map((s) => s.id).reverse());
+  });
+
+  it.each([
+    ['channel', { channel: 'pos-1' }, (s: (typeof submitted)[number]) => s.channel === 'pos-1'],
+    ['status Failed', { status: 'Failed' as const }, (s: (typeof submitted)[number]) => s.failed],
+    ['status Synced', { status: 'Synced' as const }, (s: (typeof submitted)[number]) => !s.failed],
+    [
+      'a field',
+      { fields: [{ field: 'address.city', value: 'Odense' }] },
+      (s: (typeof submitted)[number]) => s.city === 'Odense',
+    ],
+    [
+      'channel + field + status',
+      { channel: 'web', status: 'Synced' as const, fields: [{ field: 'address.city', value: 'Aarhus' }] },
+      (s: (typeof submitted)[number]) => s.channel === 'web' && !s.failed && s.city === 'Aarhus',
+    ],
+  ])('filters by %s', async (_, filter, expected) => {
+    const listed = await all(ctx, filter);
+    expect(ids(listed)).toEqual(
+      submitted
+        .filter(expected)
+        .map((s) => s.id)
+        .reverse(),
+    );
+  });
+
+  it('filters by either account of a customer', async () => {
+    const target = submitted.find((s) => !s.failed)!;
+    const edit = await submitEdit(ctx, { channel: 'web', account: target.account, patch: { phone: '1' } });
+    await processCustomer(ctx, target.account);
+    const { customerAccount } = await getCustomer(ctx, target.account);
+    expect(ids(await all(ctx, { asyncCustomerAccount: target.account }))).toEqual([edit.operationId, target.id]);
+    expect(ids(await all(ctx, { customerAccount }))).toEqual([edit.operationId, target.id]);
+    expect(ids(await all(ctx, { customerAccount, type: 'Create' }))).toEqual([target.id]);
+  });
+
+  it('a time window returns only what was submitted in it', async () => {
+    const third = (await getOperation(ctx, submitted[3]!.id)).value.operationTimestamp;
+    const sixth = (await getOperation(ctx, submitted[6]!.id)).value.operationTimestamp;
+    const listed = await all(ctx, { from: third, to: sixth });
+    expect(ids(listed)).toEqual(
+      submitted
+        .slice(3, 7)
+        .map((s) => s.id)
+        .reverse(),
+    );
+  });
+
+  it('hostile filter values match only literally', async () => {
+    for (const value of ["' or PartitionKey ne '", "Aarhus' or '1' eq '1", 'ÆØÅ 😀', 'x'.repeat(1024), "''"]) {
+      expect(await all(ctx, { fields: [{ field: 'address.city', value }] })).toEqual([]);
+    }
+  });
+
+  it('refuses a continuation token from another filter', async () => {
+    const page = await listOperations(ctx, { fields: [] }, 2);
+    await expect(listOperations(ctx, { channel: 'web', fields: [] }, 2, page.continuationToken)).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+  });
+
+  it('refuses a field filter over more than 31 days with nothing else to bound it', () => {
+    expect(() => toFilter({ field: 'email', value: 'a@b.dk' })).not.toThrow();
+    return expect(
+      listOperations(ctx, { fields: [{ field: 'email', value: 'a@b.dk' }], from: '2026-01-01T00:00:00Z' }, 10),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', errors: { from: expect.any(Array) } });
+  });
+
+  it('groups failures by error code with channels and the newest example', async () => {
+    const failures = await listFailures(ctx);
+    const group = failures.find((f) => f.code === 'CUSTOMER_GROUP_NOT_FOUND')!;
+    expect(group.count).toBe(submitted.filter((s) => s.failed).length);
+    expect(group.channels).toEqual([...new Set(submitted.filter((s) => s.failed).map((s) => s.channel))].sort());
+    expect(group.example?.operationId).toBe(submitted.filter((s) => s.failed).at(-1)!.id);
+  });
+});
+
+describe('repairing a failed operation', () => {
+  it('an operator fixes the value, resyncs, and the waiting edits follow in order', async () => {
+    const { ctx } = testContext();
+    const create = await submitCreate(ctx, { channel: 'web', customer: person({ customerGroup: 'Nope' }) });
+    const account = create.asyncCustomerAccount!;
+    await processCustomer(ctx, account);
+    const e1 = await submitEdit(ctx, { channel: 'web', account, patch: { phone: '1' } });
+    const e2 = await submitEdit(ctx, { channel: 'web', account, patch: { phone: '2' } });
+    await processCustomer(ctx, account);
+
+    const { etag } = await getOperation(ctx, create.operationId);
+    await expect(
+      editFailedOperation(ctx, create.operationId, null, { customerGroup: 'Retail' }, 'op'),
+    ).rejects.toMatchObject({
+      code: 'PRECONDITION_REQUIRED',
+    });
+    await expect(
+      editFailedOperation(ctx, create.operationId, 'W/"stale"', { customerGroup: 'Retail' }, 'op'),
+    ).rejects.toMatchObject({
+      code: 'ETAG_MISMATCH',
+    });
+    await expect(editFailedOperation(ctx, create.operationId, etag, { firstName: null }, 'op')).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+    const edited = await editFailedOperation(ctx, create.operationId, etag, { customerGroup: 'Retail' }, 'operator-1');
+    expect(edited.value.submitted).toMatchObject({ customerGroup: 'Nope' });
+    expect(edited.value.history.at(-1)).toMatchObject({
+      by: 'operator-1',
+      edits: [{ name: 'customerGroup', oldValue: 'Nope', newValue: 'Retail' }],
+    });
+
+    expect(await resyncOperation(ctx, e1.operationId, 'op')).toMatch(/NOT_FAILED/);
+    expect(await resyncOperation(ctx, create.operationId, 'op')).toBeUndefined();
+    await processCustomer(ctx, account);
+    for (const id of [create.operationId, e1.operationId, e2.operationId]) {
+      expect((await getOperation(ctx, id)).value.status).toBe('Synced');
+    }
+    expect((await getCustomer(ctx, account)).customer).toMatchObject({ customerGroup: 'Retail', phone: '2' });
+    await expect(
+      editFailedOperation(
+        ctx,
+        create.operationId,
+        (await getOperation(ctx, create.operationId)).etag,
+        { phone: '3' },
+        'op',
+      ),
+    ).rejects.toMatchObject({
+      code: 'INVALID_STATE',
+    });
+    expect((await listFailures(ctx)).length).toBe(0);
+  });
+
+  it('bulk resync by ids and by filter reports what was accepted and skipped', async () => {
+    const { ctx } = testContext();
+    const failed = [];
+    for (let i = 0; i < 3; i++) {
+      const accepted = await submitCreate(ctx, { channel: 'web', customer: person({ currency: 'ZZZ' }) });
+      await processCustomer(ctx, accepted.asyncCustomerAccount!);
+      failed.push(accepted.operationId);
+    }
+    const ok = await submitCreate(ctx, { channel: 'web', customer: person() });
+    await processCustomer(ctx, ok.asyncCustomerAccount!);
+
+    const byIds = await resyncMany(ctx, { operationIds: [failed[0]!, ok.operationId, 'ASYNC-NOPE000000-1'] }, 'op');
+    expect(byIds.accepted).toBe(1);
+    expect(byIds.skipped).toEqual([
+      { operationId: ok.operationId, reason: expect.stringMatching(/NOT_FAILED/) },
+      { operationId: 'ASYNC-NOPE000000-1', reason: 'NOT_FOUND' },
+    ]);
+    const byFilter = await resyncMany(
+      ctx,
+      { filter: { channel: 'web', fields: [{ field: 'currency', value: 'ZZZ' }] } },
+      'op',
+    );
+    expect(byFilter).toEqual({ accepted: 2, skipped: [] });
+  });
+});
