@@ -32,6 +32,7 @@ const settingsSchema = z
     PENDING_RESEND_AFTER_SECONDS: int(30),
     RETRY_MAX_ATTEMPTS: int(5),
     RETRY_BASE_DELAY_SECONDS: int(2),
+    AUDIT_RETENTION_DAYS: int(90),
   })
   .refine((s) => s.AUTH_JWKS_URI || s.AUTH_JWKS || s.AUTH_DEV_SECRET, {
     message: 'set AUTH_JWKS_URI (Entra ID signing keys), AUTH_JWKS or, locally only, AUTH_DEV_SECRET',

@@ -1,20 +1,23 @@
 import { notFound } from '../domain/errors';
 import type { SyncContext } from '../operations/context';
 import type { JobRun } from '../storage/job-runs';
+import { JOB_NAMES, type JobName } from './names';
+import { auditRetention } from './retention';
 import { syncPendingOperations } from './sync-pending';
 
 type Job = (ctx: SyncContext) => Promise<{ counts: Record<string, number>; message: string }>;
 
-/** Every scheduled job by the name the API and the job log use. Timers and `POST /api/jobs/{job}/run` share it. */
-export const JOBS: Record<string, Job> = {
+/** Timers and `POST /api/jobs/{job}/run` share these. */
+const JOBS: Record<JobName, Job> = {
   'sync-pending-operations': syncPendingOperations,
+  'audit-retention': auditRetention,
 };
-export const JOB_NAMES = Object.keys(JOBS);
+const isJob = (name: string): name is JobName => (JOB_NAMES as readonly string[]).includes(name);
 
 /** Runs a job and records the run, also when it fails (the failure is the run's message). */
 export async function runJob(ctx: SyncContext, name: string): Promise<JobRun> {
+  if (!isJob(name)) throw notFound('Job', name);
   const job = JOBS[name];
-  if (!job) throw notFound('Job', name);
   const started = ctx.clock();
   let outcome: { counts: Record<string, number>; message: string };
   let failure: unknown;

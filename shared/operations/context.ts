@@ -11,5 +11,7 @@ export interface SyncContext {
   retry: { maxAttempts: number; baseDelayMs: number };
   /** A customer whose doorbell has not led to processing after this long gets it rung again. */
   pendingResendAfterMs: number;
+  /** Audit data older than this is deleted by the retention job (never Pending or Failed operations). */
+  retentionDays: number;
   log: (message: string) => void;
 }

@@ -10,7 +10,7 @@ import {
   operationIdOf,
   seqRowKey,
 } from '../domain/operation';
-import { getOrUndefined, packJson, unpackJson } from './tables';
+import { getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
 
 /**
  * Table `Customers` — one partition per customer (PartitionKey = customer key, i.e. its async customer
@@ -97,6 +97,19 @@ export class CustomerStore {
   async updateOperation(operation: Versioned<Operation>): Promise<string> {
     const result = await this.table.updateEntity(fromOperation(operation.value), 'Replace', { etag: operation.etag });
     return result.etag ?? '';
+  }
+
+  /** Deletes an operation unless it changed since it was read (retention). */
+  async deleteOperation(operation: Versioned<Operation>): Promise<boolean> {
+    try {
+      await this.table.deleteEntity(operation.value.customerKey, seqRowKey(operation.value.seq), {
+        etag: operation.etag,
+      });
+      return true;
+    } catch (error) {
+      if (hasStatus(error, 404, 412)) return false;
+      throw error;
+    }
   }
 
   async updateRecord(record: Versioned<CustomerRecord>): Promise<string> {

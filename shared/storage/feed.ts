@@ -1,4 +1,4 @@
-import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
+import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
 
 import type { Customer } from '../domain/customer';
 import { seqRowKey } from '../domain/operation';
@@ -63,6 +63,30 @@ export class CustomerFeed {
         if (!hasStatus(error, 409, 412)) throw error; // another writer moved it: read again
       }
     }
+  }
+
+  /** Deletes the days before `day` (retention) and moves the start marker; returns the entries deleted. */
+  async deleteBefore(day: string): Promise<number> {
+    const marker = await getOrUndefined<{ day: string }>(this.table, META, 'firstDay');
+    if (!marker || marker.day >= day) return 0;
+    let deleted = 0;
+    for (let d = marker.day; d < day; d = nextDay(d)) {
+      let batch: TransactionAction[] = [];
+      const flush = async () => {
+        if (batch.length > 0) await this.table.submitTransaction(batch);
+        deleted += batch.length;
+        batch = [];
+      };
+      const filter = odata`PartitionKey eq ${d}`;
+      for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) {
+        batch.push(['delete', { partitionKey: d, rowKey: e.rowKey! }]);
+        if (batch.length === 100) await flush();
+      }
+      await flush();
+    }
+    await this.table.updateEntity({ partitionKey: META, rowKey: 'firstDay', day }, 'Replace', { etag: marker.etag });
+    this.firstDay = day;
+    return deleted;
   }
 
   /**

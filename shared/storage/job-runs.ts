@@ -33,6 +33,20 @@ export class JobRunLog {
     });
   }
 
+  /** Deletes runs started before `before` (retention); returns how many. */
+  async deleteBefore(jobs: readonly string[], before: string): Promise<number> {
+    let deleted = 0;
+    const after = String(MAX_TIME - Date.parse(before)).padStart(13, '0');
+    for (const job of jobs) {
+      const filter = odata`PartitionKey eq ${job} and RowKey gt ${after}`;
+      for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) {
+        await this.table.deleteEntity(job, e.rowKey!);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
+
   async latest(jobs: readonly string[], limit: number): Promise<JobRun[]> {
     const perJob = await Promise.all(
       jobs.map(async (job) => {

@@ -140,6 +140,28 @@ export class OperationIndex {
     }
   }
 
+  /** The days (yyyymmdd) that have an index table. */
+  async days(): Promise<string[]> {
+    return (await this.tables.listDynamic('Ops')).map((name) => name.slice(3)).filter((d) => /^\d{8}$/.test(d));
+  }
+
+  /** Removes an operation's day entries (both views). */
+  async remove(day: string, entry: IndexEntry): Promise<void> {
+    const table = this.tables.dynamic(`Ops${day}`);
+    await Promise.all(
+      ['all', `ch|${entry.channel}`].map((pk) =>
+        table.deleteEntity(pk, entry.rowKey).catch((error: unknown) => {
+          if (!hasStatus(error, 404)) throw error;
+        }),
+      ),
+    );
+  }
+
+  async dropDay(day: string): Promise<void> {
+    this.createdDays.delete(day);
+    await this.tables.dropDynamic(`Ops${day}`);
+  }
+
   /** Day tables are created on first write, once per process. */
   private async dayTable(day: string, create: boolean): Promise<TableClient> {
     const table = this.tables.dynamic(`Ops${day}`);

@@ -1,4 +1,11 @@
-import { RestError, TableClient as Client, type TableClient, type TableEntity } from '@azure/data-tables';
+import {
+  odata,
+  RestError,
+  TableClient as Client,
+  type TableClient,
+  type TableEntity,
+  TableServiceClient,
+} from '@azure/data-tables';
 
 /**
  * Every table the app uses. One place knows their names so a prefix (TABLE_PREFIX) can give tests and
@@ -49,6 +56,24 @@ export class TableSet {
       this.dynamicClients.set(name, client);
     }
     return client;
+  }
+
+  /** Names (without the prefix) of the run-time tables whose name starts with `stem`, e.g. every `Ops<day>`. */
+  async listDynamic(stem: string): Promise<string[]> {
+    const service = TableServiceClient.fromConnectionString(this.connectionString, {
+      allowInsecureConnection: isLocalEndpoint(this.connectionString),
+    });
+    const first = this.prefix + stem;
+    const names: string[] = [];
+    const filter = odata`TableName ge ${first} and TableName lt ${`${first}~`}`;
+    for await (const table of service.listTables({ queryOptions: { filter } })) {
+      if (table.name?.startsWith(first)) names.push(table.name.slice(this.prefix.length));
+    }
+    return names;
+  }
+
+  async dropDynamic(name: string): Promise<void> {
+    await this.dynamic(name).deleteTable();
   }
 
   /** Creates the tables once per process; createTable is a no-op for a table that exists. */

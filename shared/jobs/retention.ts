@@ -1,0 +1,56 @@
+import type { SyncContext } from '../operations/context';
+import { JOB_NAMES } from './names';
+
+const DAY_MS = 86_400_000;
+const yyyymmdd = (iso: string) => iso.slice(0, 10).replace(/-/g, '');
+
+/**
+ * Deletes audit data older than the retention period: Synced operations with their index entries, then a
+ * day's index table once nothing in it is kept, old feed days and old job runs. An operation that is still
+ * Pending or Failed is never deleted, however old: it still needs an operator (or the processor).
+ */
+export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record<string, number>; message: string }> {
+  await ctx.store.tables.ensureCreated();
+  const { store } = ctx;
+  const cutoff = new Date(ctx.clock().getTime() - ctx.retentionDays * DAY_MS).toISOString();
+  const cutoffDay = yyyymmdd(cutoff);
+  const counts = {
+    operationsDeleted: 0,
+    operationsKept: 0,
+    indexDaysDropped: 0,
+    feedEntriesDeleted: 0,
+    jobRunsDeleted: 0,
+  };
+
+  for (const day of (await store.operationIndex.days()).filter((d) => d < cutoffDay)) {
+    let kept = 0;
+    for await (const entry of store.operationIndex.day(day, { fields: [] })) {
+      const op = await store.customers.getOperation(entry.customerKey, entry.seq);
+      const orphan = !op || op.value.requestId !== entry.requestId;
+      if (!orphan && op.value.status !== 'Synced') {
+        kept++;
+        continue;
+      }
+      if (!orphan && !(await store.customers.deleteOperation(op))) {
+        kept++; // changed while we looked: keep it this time
+        continue;
+      }
+      await store.operationIndex.remove(day, entry);
+      if (!orphan) counts.operationsDeleted++;
+    }
+    counts.operationsKept += kept;
+    if (kept === 0) {
+      await store.operationIndex.dropDay(day);
+      counts.indexDaysDropped++;
+    }
+  }
+  counts.feedEntriesDeleted = await store.feed.deleteBefore(cutoff.slice(0, 10));
+  counts.jobRunsDeleted = await store.jobRuns.deleteBefore(JOB_NAMES, cutoff);
+  return {
+    counts,
+    message:
+      `Deleted ${counts.operationsDeleted} operations older than ${ctx.retentionDays} days ` +
+      `(kept ${counts.operationsKept} still Pending or Failed), ${counts.feedEntriesDeleted} feed entries ` +
+      `and ${counts.jobRunsDeleted} job runs.`,
+  };
+}
