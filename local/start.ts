@@ -32,9 +32,12 @@ async function main(): Promise<void> {
 
   try {
     await Promise.all(Object.entries(PORTS).map(([name, port]) => assertFree(name, port)));
-    const azurite = await startAzurite({ port: PORTS.storage, location: join(root, '.local', 'azurite') });
+    // --in-memory: nothing persisted (benchmarks; Azurite saving a large database to disk costs a core).
+    const inMemory = process.argv.includes('--in-memory');
+    const location = inMemory ? undefined : join(root, '.local', 'azurite');
+    const azurite = await startAzurite({ port: PORTS.storage, location });
     stops.push(() => azurite.close());
-    log('storage', `Azurite Table Storage on 127.0.0.1:${PORTS.storage} (data in .local/azurite)`);
+    log('storage', `Azurite Table Storage on 127.0.0.1:${PORTS.storage} (${location ? 'data in .local/azurite' : 'in memory'})`);
 
     const broker = run('broker', 'dist/local/broker/main.js', ['--port', String(PORTS.broker)], unexpected('broker'));
     stops.push(() => stopChild(broker));
