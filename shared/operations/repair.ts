@@ -105,8 +105,9 @@ export async function resyncMany(
 ): Promise<BulkResult> {
   const ids: string[] = [];
   if ('operationIds' in selection) ids.push(...new Set(selection.operationIds));
-  else {
-    // Only Failed operations can be resynced, so the failed index drives the selection.
+  else if (selection.filter.status === undefined || selection.filter.status === 'Failed') {
+    // Only Failed operations can be resynced (a filter for another status selects none), so the failed index
+    // drives the selection.
     for await (const op of allOperations(ctx, { ...selection.filter, status: 'Failed' })) {
       ids.push(op.operationId);
       if (ids.length > BULK_LIMIT) {
