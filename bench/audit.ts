@@ -7,13 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 
+import { localSettings } from '../local/settings';
 import { flatten } from '../shared/domain/changes';
 import type { Customer } from '../shared/domain/customer';
 import { type CustomerRecord, type Operation, operationIdOf } from '../shared/domain/operation';
 import { signDevToken } from '../shared/http/auth';
-import { formatAccount } from '../shared/storage/accounts';
 import { createStore } from '../shared/storage';
-import { localSettings } from '../local/settings';
+import { formatAccount } from '../shared/storage/accounts';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const queryOnly = process.argv.includes('--query-only');
@@ -22,7 +22,18 @@ const baseUrl = args[1] ?? 'http://localhost:7071/api';
 const settings = localSettings();
 const store = createStore(settings.STORAGE_CONNECTION_STRING!, settings.TABLE_PREFIX ?? '');
 const CHANNELS = ['web', ...Array.from({ length: 9 }, (_, i) => `pos-00${i + 1}`)];
-const CITIES = ['Aarhus', 'Odense', 'Aalborg', 'Esbjerg', 'Randers', 'Kolding', 'Horsens', 'Vejle', 'Roskilde', 'Herning'];
+const CITIES = [
+  'Aarhus',
+  'Odense',
+  'Aalborg',
+  'Esbjerg',
+  'Randers',
+  'Kolding',
+  'Horsens',
+  'Vejle',
+  'Roskilde',
+  'Herning',
+];
 const DAYS = 10;
 const run = randomBytes(3).toString('hex');
 
@@ -74,7 +85,9 @@ async function load(): Promise<Loaded[]> {
           changeDescription: status === 'Failed' ? 'Failed: bench' : 'Created',
           changes,
           attributes: Object.entries(changes).map(([name, newValue]) => ({ name, oldValue: null, newValue })),
-          ...(status === 'Failed' ? { lastError: { code: i % 40 === 0 ? 'EMAIL_IN_USE' : 'CUSTOMER_GROUP_NOT_FOUND', message: 'bench', at } } : {}),
+          ...(status === 'Failed'
+            ? { lastError: { code: i % 40 === 0 ? 'EMAIL_IN_USE' : 'CUSTOMER_GROUP_NOT_FOUND', message: 'bench', at } }
+            : {}),
           attempts: status === 'Pending' ? 0 : 1,
           history: [{ at, status: 'Pending', detail: 'Submitted.' }],
         };
@@ -95,7 +108,8 @@ async function load(): Promise<Loaded[]> {
           customerAccount ? store.accounts.put(customerAccount, customerKey) : undefined,
         ]);
         loaded.push({ asyncAccount: customerKey, customerAccount, email: customer.email, at });
-        if (++done % 10_000 === 0) process.stderr.write(`loaded ${done} (${Math.round(done / ((Date.now() - started) / 1000))}/s)\n`);
+        if (++done % 10_000 === 0)
+          process.stderr.write(`loaded ${done} (${Math.round(done / ((Date.now() - started) / 1000))}/s)\n`);
       }
     }),
   );
@@ -111,7 +125,8 @@ async function time(path: string, token: string): Promise<{ ms: number; items: n
   return { ms: performance.now() - t0, items: body.items?.length ?? 0, body };
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 /** Targets for the queries, sampled through the API from data loaded earlier. */
 async function sample(token: string): Promise<Loaded[]> {
@@ -121,24 +136,41 @@ async function sample(token: string): Promise<Loaded[]> {
     const to = new Date(now - Math.random() * DAYS * 86_400_000);
     const from = new Date(to.getTime() - 3_600_000);
     const { body } = await time(`/operations?from=${from.toISOString()}&to=${to.toISOString()}&top=5`, token);
-    for (const item of body.items as { operationId: string; asyncCustomerAccount: string; customerAccount?: string; operationTimestamp: string }[]) {
-      const detail = (await time(`/operations/${item.operationId}`, token)).body as { attributes: { name: string; newValue: string }[] };
+    for (const item of body.items as {
+      operationId: string;
+      asyncCustomerAccount: string;
+      customerAccount?: string;
+      operationTimestamp: string;
+    }[]) {
+      const detail = (await time(`/operations/${item.operationId}`, token)).body as {
+        attributes: { name: string; newValue: string }[];
+      };
       const email = detail.attributes.find((a) => a.name === 'email')?.newValue ?? '';
-      out.push({ asyncAccount: item.asyncCustomerAccount, customerAccount: item.customerAccount, email, at: item.operationTimestamp });
+      out.push({
+        asyncAccount: item.asyncCustomerAccount,
+        customerAccount: item.customerAccount,
+        email,
+        at: item.operationTimestamp,
+      });
     }
   }
   return out;
 }
 
 async function main() {
-  const token = signDevToken(settings.AUTH_DEV_SECRET!, { iss: settings.AUTH_ISSUER!, aud: settings.AUTH_AUDIENCE!, roles: ['Sync.Reader'] });
+  const token = signDevToken(settings.AUTH_DEV_SECRET!, {
+    iss: settings.AUTH_ISSUER!,
+    aud: settings.AUTH_AUDIENCE!,
+    roles: ['Sync.Reader'],
+  });
   const loaded = queryOnly ? await sample(token) : await load();
   const pick = () => loaded[Math.floor(Math.random() * loaded.length)]!;
   const synced = loaded.filter((l) => l.customerAccount);
   const kinds: Record<string, () => string> = {
     channel: () => `/operations?channel=${CHANNELS[Math.floor(Math.random() * CHANNELS.length)]}&top=100`,
     statusFailed: () => '/operations?status=Failed&top=100',
-    customerAccount: () => `/operations?customerAccount=${synced[Math.floor(Math.random() * synced.length)]!.customerAccount}`,
+    customerAccount: () =>
+      `/operations?customerAccount=${synced[Math.floor(Math.random() * synced.length)]!.customerAccount}`,
     asyncCustomerAccount: () => `/operations?asyncCustomerAccount=${pick().asyncAccount}`,
     timeRange: () => {
       const to = new Date(Date.parse(pick().at));

@@ -7,3 +7,7 @@ import { services } from '../shared/app';
 app.hook.appStart(() => {
   services();
 });
+
+// Stream HTTP bodies instead of buffering them: a CSV export of every matching operation is written as it is
+// read, so memory stays flat however large the export.
+app.setup({ enableHttpStream: true });

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 
 import { freePort } from './ports';
+import { stopChild } from './processes';
 
 // Azurite's well-known development account (public, documented by Microsoft; not a secret).
 const ACCOUNT = 'devstoreaccount1';
@@ -51,7 +52,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     connectionString:
       `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
       `TableEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`,
-    close: () => stop(child),
+    close: () => stopChild(child, 5000),
   };
 }
 
@@ -75,17 +76,5 @@ function waitForListening(child: ChildProcess, log?: (line: string) => void): Pr
       clearTimeout(timer);
       reject(new Error(`Azurite exited with code ${code}:\n${output}`));
     });
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
   });
 }

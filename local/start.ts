@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 
 import { startAzurite } from './azurite';
+import { stopChild } from './processes';
 
 /**
  * `npm start`: Azurite (Table Storage, persisted in .local/azurite), the development Service Bus broker and
@@ -37,7 +38,10 @@ async function main(): Promise<void> {
     const location = inMemory ? undefined : join(root, '.local', 'azurite');
     const azurite = await startAzurite({ port: PORTS.storage, location });
     stops.push(() => azurite.close());
-    log('storage', `Azurite Table Storage on 127.0.0.1:${PORTS.storage} (${location ? 'data in .local/azurite' : 'in memory'})`);
+    log(
+      'storage',
+      `Azurite Table Storage on 127.0.0.1:${PORTS.storage} (${location ? 'data in .local/azurite' : 'in memory'})`,
+    );
 
     const broker = run('broker', 'dist/local/broker/main.js', ['--port', String(PORTS.broker)], unexpected('broker'));
     stops.push(() => stopChild(broker));
@@ -79,18 +83,6 @@ function run(name: string, script: string, args: string[], onExit: (why: string)
   child.stderr?.on('data', forward);
   child.once('exit', (code, signal) => onExit(`exited (${signal ?? code})`));
   return child;
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
 }
 
 const log = (name: string, line: string) => console.log(`[${name.padEnd(7)}] ${line}`);
