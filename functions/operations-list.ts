@@ -20,6 +20,7 @@ app.http('operations-list', {
     const filter = toFilter(raw);
     // A channel sees only its own operations.
     if (!principal.roles.some((r) => r !== 'Channel')) {
+      if (principal.channel === undefined) throw new DomainError('FORBIDDEN', 'This Channel token names no channel.');
       if (filter.channel !== undefined && filter.channel !== principal.channel) {
         throw new DomainError('FORBIDDEN', `This token may only read channel '${principal.channel ?? '(none)'}'.`);
       }
@@ -32,7 +33,7 @@ app.http('operations-list', {
           'Content-Type': 'text/csv; charset=utf-8',
           'Content-Disposition': 'attachment; filename="operations.csv"',
         },
-        body: operationsCsv(ctx, filter),
+        body: await operationsCsv(ctx, filter),
       };
     }
     const page = await listOperations(ctx, filter, top, continuationToken);

@@ -1,4 +1,5 @@
 import type { SyncContext } from '../operations/context';
+import { entryIsFor } from '../storage/operation-index';
 import { JOB_NAMES } from './names';
 
 const DAY_MS = 86_400_000;
@@ -26,7 +27,7 @@ export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record
     let kept = 0;
     for await (const entry of store.operationIndex.day(day, { fields: [] })) {
       const op = await store.customers.getOperation(entry.customerKey, entry.seq);
-      const orphan = !op || op.value.requestId !== entry.requestId;
+      const orphan = !op || !entryIsFor(entry, op.value);
       if (!orphan && op.value.status !== 'Synced') {
         kept++;
         continue;

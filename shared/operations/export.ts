@@ -1,6 +1,7 @@
+import type { Operation } from '../domain/operation';
 import type { SyncContext } from './context';
 import type { OperationFilter } from './filter';
-import { allOperations } from './list';
+import { listOperations, type OperationPage } from './list';
 
 const COLUMNS = [
   'operationId',
@@ -15,28 +16,38 @@ const COLUMNS = [
   'lastErrorMessage',
 ] as const;
 
+const PAGE = 500;
+
 /**
  * Every operation matching the filter as CSV (RFC 4180), produced page by page so memory stays flat however
- * many rows there are. Cells that a spreadsheet would run as a formula are prefixed with a quote.
+ * many rows there are. The first page is read before anything is sent, so an invalid filter or an
+ * unavailable store is still an error response, not a truncated 200. Cells that a spreadsheet would run as
+ * a formula are prefixed with a quote.
  */
-export async function* operationsCsv(ctx: SyncContext, filter: OperationFilter): AsyncIterable<Uint8Array> {
-  yield Buffer.from(`${COLUMNS.join(',')}\r\n`);
-  for await (const op of allOperations(ctx, filter)) {
-    const row = [
-      op.operationId,
-      op.channel,
-      op.type,
-      op.status,
-      op.operationTimestamp,
-      op.customerAccount,
-      op.asyncCustomerAccount,
-      op.changeDescription,
-      op.lastError?.code,
-      op.lastError?.message,
-    ];
-    yield Buffer.from(`${row.map(cell).join(',')}\r\n`);
-  }
+export async function operationsCsv(ctx: SyncContext, filter: OperationFilter): Promise<AsyncIterable<Uint8Array>> {
+  const first = await listOperations(ctx, filter, PAGE);
+  return (async function* () {
+    yield Buffer.from(`${COLUMNS.join(',')}\r\n`);
+    let page: OperationPage | undefined = first;
+    while (page) {
+      for (const op of page.items) yield Buffer.from(`${row(op).map(cell).join(',')}\r\n`);
+      page = page.continuationToken ? await listOperations(ctx, filter, PAGE, page.continuationToken) : undefined;
+    }
+  })();
 }
+
+const row = (op: Operation) => [
+  op.operationId,
+  op.channel,
+  op.type,
+  op.status,
+  op.operationTimestamp,
+  op.customerAccount,
+  op.asyncCustomerAccount,
+  op.changeDescription,
+  op.lastError?.code,
+  op.lastError?.message,
+];
 
 function cell(value: string | undefined): string {
   if (value === undefined) return '';

@@ -32,6 +32,10 @@ export const attributePath = z
   .max(80)
   .refine(isAttributePath, 'must be a customer field such as email, address.city or attributes.<name>');
 
+/** A timestamp inside the range the index keys can represent (inverted milliseconds, 13 digits). */
+const instant = z.iso
+  .datetime({ offset: true })
+  .refine((t) => t >= '2000' && t < '2100', 'must be between the years 2000 and 2099');
 const account = z.string().regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'is not an account number');
 const oneOrMany = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).max(10)]).optional();
 const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -46,8 +50,12 @@ export const filterShape = {
   type: z.enum(OPERATION_TYPES).optional(),
   customerAccount: account.optional(),
   asyncCustomerAccount: account.optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: instant.optional(),
+  to: instant.optional(),
+  code: z
+    .string()
+    .regex(/^[A-Z][A-Z_]{0,63}$/, 'is not an error code')
+    .optional(),
   field: oneOrMany(attributePath),
   value: oneOrMany(z.string().max(1024)),
 };
@@ -60,6 +68,8 @@ export interface OperationFilter {
   asyncCustomerAccount?: string;
   from?: string;
   to?: string;
+  /** The last error's code (e.g. to resync one group of failures). */
+  code?: string;
   fields: { field: string; value: string }[];
 }
 
@@ -87,6 +97,7 @@ export function toFilter(raw: RawFilter): OperationFilter {
     ...(raw.asyncCustomerAccount ? { asyncCustomerAccount: raw.asyncCustomerAccount } : {}),
     ...(from ? { from } : {}),
     ...(to ? { to } : {}),
+    ...(raw.code ? { code: raw.code } : {}),
     fields: fields.map((field, i) => ({ field, value: values[i]! })),
   };
 }
@@ -99,6 +110,7 @@ export function matches(op: Operation, filter: OperationFilter, customerKey?: st
   if (customerKey && op.customerKey !== customerKey) return false;
   if (filter.from && op.operationTimestamp < filter.from) return false;
   if (filter.to && op.operationTimestamp > filter.to) return false;
+  if (filter.code && op.lastError?.code !== filter.code) return false;
   return filter.fields.every(({ field, value }) => {
     const current = op.changes[field];
     return current !== undefined && current !== null && String(current) === value;

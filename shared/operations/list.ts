@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { DomainError } from '../domain/errors';
 import type { Operation } from '../domain/operation';
-import type { IndexEntry, IndexQuery } from '../storage/operation-index';
+import { entryIsFor, type IndexEntry, type IndexQuery } from '../storage/operation-index';
 import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
 import { filterFingerprint, matches, type OperationFilter } from './filter';
@@ -14,6 +14,13 @@ export const FIELD_WINDOW_DAYS = 31;
 const DAY_MS = 86_400_000;
 /** Operations read from the Customers table at once when checking index candidates. */
 const READ_AHEAD = 32;
+/**
+ * Most operations one request reads. A sparse filter (say, status=Pending over 90 days) stops there and
+ * answers with fewer than `top` items and a continuation token, rather than reading without limit.
+ */
+const READ_BUDGET = 2000;
+/** The longest window a query may walk (day tables); longer than the retention period on purpose. */
+const MAX_WINDOW_DAYS = 400;
 
 export interface OperationPage {
   items: Operation[];
@@ -53,8 +60,11 @@ export async function listOperations(
     const customerKey = await customerKeyOf(ctx, filter);
     if (customerKey === undefined) return { items };
     const record = await ctx.store.customers.getRecord(customerKey);
-    let seq = token?.d === 'customer' ? token.seq : (record?.value.nextSeq ?? 1) - 1;
-    while (seq >= 1 && items.length < top) {
+    const newest = (record?.value.nextSeq ?? 1) - 1;
+    let seq = token?.d === 'customer' ? Math.min(token.seq, newest) : newest;
+    let budget = READ_BUDGET;
+    while (seq >= 1 && items.length < top && budget > 0) {
+      budget -= READ_AHEAD;
       const seqs = Array.from({ length: Math.min(READ_AHEAD, seq) }, (_, i) => seq - i);
       const ops = await Promise.all(seqs.map((s) => ctx.store.customers.getOperation(customerKey, s)));
       for (const [i, op] of ops.entries()) {
@@ -65,9 +75,18 @@ export async function listOperations(
     }
     if (seq >= 1) next = { d: 'customer', f: fingerprint, seq };
   } else {
+    const failedIndex = filter.status === 'Failed';
     const window = timeWindow(ctx, filter);
-    const query: IndexQuery = { ...window, type: filter.type, channel: filter.channel, fields: filter.fields };
-    const days = filter.status === 'Failed' ? [''] : daysDescending(window.from, window.to);
+    const query: IndexQuery = {
+      // The failed index holds only current failures, however old: no default window there.
+      ...(failedIndex ? { from: filter.from, to: filter.to } : window),
+      type: filter.type,
+      channel: filter.channel,
+      code: filter.code,
+      fields: filter.fields,
+    };
+    const days = failedIndex ? [''] : daysDescending(window.from, window.to);
+    const budget = { reads: READ_BUDGET };
     const startAt = token?.d === 'index' ? days.indexOf(token.day) : 0;
     if (startAt < 0) throw invalidToken();
     for (const day of days.slice(startAt)) {
@@ -76,7 +95,7 @@ export async function listOperations(
         day === ''
           ? ctx.store.operationIndex.failed({ ...query, after })
           : ctx.store.operationIndex.day(day, { ...query, after });
-      const last = await collect(ctx, entries, filter, top, items);
+      const last = await collect(ctx, entries, filter, top, items, budget);
       if (last !== undefined) {
         next = { d: 'index', f: fingerprint, day, rk: last };
         break;
@@ -112,18 +131,22 @@ async function collect(
   filter: OperationFilter,
   top: number,
   items: Operation[],
+  budget: { reads: number },
 ): Promise<string | undefined> {
   let batch: IndexEntry[] = [];
   const flush = async (): Promise<string | undefined> => {
+    budget.reads -= batch.length;
     const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperation(e.customerKey, e.seq)));
     for (const [i, entry] of batch.entries()) {
       const op = ops[i]?.value;
-      // An entry whose operation never landed, or belongs to another request, is not this operation's.
-      if (op && op.requestId === entry.requestId && matches(op, filter)) items.push(op);
+      // An entry whose operation never landed, or that a retried submit left behind, is not this operation's.
+      if (op && entryIsFor(entry, op) && matches(op, filter)) items.push(op);
       if (items.length === top) return entry.rowKey;
     }
+    const last = batch.at(-1)?.rowKey;
     batch = [];
-    return undefined;
+    // Out of budget: stop here with a partial page; the token resumes after the last entry read.
+    return budget.reads <= 0 ? last : undefined;
   };
   for await (const entry of entries) {
     batch.push(entry);
@@ -156,6 +179,11 @@ function timeWindow(ctx: SyncContext, filter: OperationFilter): { from: string; 
   const fieldOnly = filter.fields.length > 0 && filter.status !== 'Failed' && filter.channel === undefined;
   const defaultDays = fieldOnly ? FIELD_WINDOW_DAYS : DEFAULT_WINDOW_DAYS;
   const from = filter.from ?? new Date(Date.parse(to) - defaultDays * DAY_MS).toISOString();
+  if (Date.parse(to) - Date.parse(from) > MAX_WINDOW_DAYS * DAY_MS) {
+    throw new DomainError('VALIDATION_FAILED', `A time window may span at most ${MAX_WINDOW_DAYS} days.`, {
+      from: [`must be at most ${MAX_WINDOW_DAYS} days before to`],
+    });
+  }
   if (fieldOnly && Date.parse(to) - Date.parse(from) > FIELD_WINDOW_DAYS * DAY_MS) {
     throw new DomainError(
       'VALIDATION_FAILED',

@@ -1,9 +1,10 @@
 import { applyChanges, attributeGrid, type AttributeValue, type Changes, unflatten } from '../domain/changes';
 import { customerPatchSchema, customerSchema } from '../domain/customer';
 import { DomainError } from '../domain/errors';
-import { type Operation, parseOperationId } from '../domain/operation';
+import type { Operation } from '../domain/operation';
 import { fieldErrors } from '../http/request';
 import type { Versioned } from '../storage/customer-store';
+import { entryIsFor, type IndexEntry, indexRowKey } from '../storage/operation-index';
 import { hasStatus } from '../storage/tables';
 import type { SyncContext } from './context';
 import type { OperationFilter } from './filter';
@@ -45,16 +46,15 @@ export async function editFailedOperation(
   }));
   const described = edited.map((e) => `${e.name}: ${show(e.oldValue)} → ${show(e.newValue)}`);
   op.history.push({ at, status: 'Failed', detail: `Edited ${described.join('; ')}`, by, edits: edited });
-  let newEtag: string;
+  // The index carries the values for field filters. Written first: if the update then fails, the index only
+  // offers a candidate that the list checks against the operation itself.
+  await Promise.all([ctx.store.operationIndex.put(op), ctx.store.operationIndex.putFailed(op)]);
   try {
-    newEtag = await ctx.store.customers.updateOperation({ value: op, etag });
+    return { value: op, etag: await ctx.store.customers.updateOperation({ value: op, etag }) };
   } catch (error) {
     if (hasStatus(error, 412)) throw etagMismatch();
     throw error;
   }
-  // The index carries the changed values for field filters.
-  await Promise.all([ctx.store.operationIndex.put(op), ctx.store.operationIndex.putFailed(op)]);
-  return { value: op, etag: newEtag };
 }
 
 /** Resyncs one operation (Failed → Pending); the reason it was skipped otherwise. */
@@ -69,6 +69,7 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
     }
     const op = structuredClone(found.value);
     if (op.status !== 'Failed') return `NOT_FAILED (${op.status})`;
+    const failedAt = op.lastError?.at;
     const now = ctx.clock();
     op.status = 'Pending';
     op.nextAttemptAt = undefined;
@@ -83,7 +84,7 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
       if (hasStatus(error, 412)) continue; // changed meanwhile (another operator, the processor): look again
       throw error;
     }
-    await ctx.store.operationIndex.removeFailed(op);
+    await ctx.store.operationIndex.removeFailed(indexRowKey(op), failedAt);
     await ctx.doorbell.ring([op.customerKey]).catch((e: unknown) => ctx.log(`Doorbell not sent: ${String(e)}`));
     return undefined;
   }
@@ -133,29 +134,41 @@ export async function resyncMany(
   return result;
 }
 
-/** Failed operations grouped by error code: count, channels affected and the newest example. */
+/**
+ * Failed operations grouped by error code: count, channels affected and the newest example. Each index entry
+ * is checked against its operation, so an entry left behind by a crash is neither counted nor shown (and is
+ * removed on the way).
+ */
 export async function listFailures(ctx: SyncContext) {
   await ctx.store.tables.ensureCreated();
-  const groups = new Map<string, { code: string; count: number; channels: Set<string>; example?: IndexEntryRef }>();
+  const groups = new Map<string, { code: string; count: number; channels: Set<string>; example?: Operation }>();
+  let batch: IndexEntry[] = [];
+  const flush = async () => {
+    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperation(e.customerKey, e.seq)));
+    for (const [i, entry] of batch.entries()) {
+      const op = ops[i]?.value;
+      if (!op || !entryIsFor(entry, op) || op.status !== 'Failed') {
+        if (!op || op.status !== 'Failed') await ctx.store.operationIndex.removeFailed(entry.rowKey, entry.failedAt);
+        continue;
+      }
+      const code = op.lastError?.code ?? 'UNKNOWN';
+      const group = groups.get(code) ?? { code, count: 0, channels: new Set<string>() };
+      group.count++;
+      group.channels.add(op.channel);
+      group.example ??= op; // entries come newest first
+      groups.set(code, group);
+    }
+    batch = [];
+  };
   for await (const entry of ctx.store.operationIndex.failed({ fields: [] })) {
-    const code = entry.code ?? 'UNKNOWN';
-    const group = groups.get(code) ?? { code, count: 0, channels: new Set<string>() };
-    group.count++;
-    group.channels.add(entry.channel);
-    group.example ??= entry; // entries come newest first
-    groups.set(code, group);
+    batch.push(entry);
+    if (batch.length === 64) await flush();
   }
-  const items = await Promise.all(
-    [...groups.values()].map(async (g) => {
-      const example = g.example && parseOperationId(g.example.operationId);
-      const op = example && (await ctx.store.customers.getOperation(example.customerKey, example.seq));
-      return { code: g.code, count: g.count, channels: [...g.channels].sort(), example: op?.value };
-    }),
-  );
-  return items.sort((a, b) => b.count - a.count);
+  await flush();
+  return [...groups.values()]
+    .map((g) => ({ code: g.code, count: g.count, channels: [...g.channels].sort(), example: g.example! }))
+    .sort((a, b) => b.count - a.count);
 }
-
-type IndexEntryRef = { operationId: string };
 
 /**
  * Validates edited changes the way a submit is validated: a create must be a whole customer (null removes a

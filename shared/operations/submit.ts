@@ -95,11 +95,13 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
   const { customerKey } = record.value;
   const changes = flatten(input.patch);
   const requestId = randomUUID();
-  await ctx.store.pending.mark(customerKey, ctx.clock());
+  // One timestamp for every attempt: a retry of the same sequence number rewrites the same index entry.
+  const now = ctx.clock();
+  await ctx.store.pending.mark(customerKey, now);
   let seq: number;
   for (let attempt = 0; ; attempt++) {
     seq = record.value.nextSeq;
-    const operation = newOperation(customerKey, seq, 'Update', input, changes, ctx.clock(), requestId);
+    const operation = newOperation(customerKey, seq, 'Update', input, changes, now, requestId);
     operation.asyncCustomerAccount = record.value.asyncCustomerAccount;
     operation.customerAccount = record.value.customerAccount;
     await ctx.store.operationIndex.put(operation);

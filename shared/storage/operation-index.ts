@@ -29,7 +29,9 @@ export interface IndexEntry {
   seq: number;
   channel: string;
   type: string;
+  /** Last error code and when it happened (failed index only). */
   code?: string;
+  failedAt?: string;
 }
 
 export interface IndexQuery {
@@ -39,6 +41,8 @@ export interface IndexQuery {
   type?: string;
   channel?: string;
   fields: { field: string; value: string }[];
+  /** Last error code (failed index only). */
+  code?: string;
   /** Resume strictly after this RowKey. */
   after?: string;
 }
@@ -47,6 +51,10 @@ const MAX_MS = 9_999_999_999_999;
 const inverted = (iso: string) => String(MAX_MS - Date.parse(iso)).padStart(13, '0');
 export const indexRowKey = (op: Pick<Operation, 'operationTimestamp' | 'operationId'>) =>
   `${inverted(op.operationTimestamp)}|${op.operationId}`;
+/** Whether an index entry stands for this operation (not an orphan left by a retried or failed submit). */
+export const entryIsFor = (entry: IndexEntry, op: Operation) =>
+  op.requestId === entry.requestId && indexRowKey(op) === entry.rowKey;
+
 export const dayTableSuffix = (iso: string) => iso.slice(0, 10).replace(/-/g, '');
 
 /** Property name for a field path: only letters, digits and _ are allowed, so _ - . are escaped. */
@@ -77,14 +85,24 @@ export class OperationIndex {
   async putFailed(op: Operation): Promise<void> {
     await this.tables
       .get('failedOperations')
-      .upsertEntity({ ...entryOf(op), partitionKey: 'failed', code: op.lastError?.code ?? 'UNKNOWN' }, 'Replace');
+      .upsertEntity(
+        { ...entryOf(op), partitionKey: 'failed', code: op.lastError?.code ?? 'UNKNOWN', failedAt: op.lastError?.at },
+        'Replace',
+      );
   }
 
-  async removeFailed(op: Pick<Operation, 'operationTimestamp' | 'operationId'>): Promise<void> {
+  /**
+   * Removes an operation's failed entry, but only the one for the failure at `failedAt`: if the operation
+   * failed again meanwhile (a processor raced the resync), its new entry stays.
+   */
+  async removeFailed(rowKey: string, failedAt: string | undefined): Promise<void> {
+    const table = this.tables.get('failedOperations');
     try {
-      await this.tables.get('failedOperations').deleteEntity('failed', indexRowKey(op));
+      const entry = await table.getEntity<{ failedAt?: string }>('failed', rowKey);
+      if (entry.failedAt !== failedAt) return;
+      await table.deleteEntity('failed', rowKey, { etag: entry.etag });
     } catch (error) {
-      if (!hasStatus(error, 404)) throw error;
+      if (!hasStatus(error, 404, 412)) throw error;
     }
   }
 
@@ -97,8 +115,10 @@ export class OperationIndex {
 
   async *failed(query: IndexQuery): AsyncIterable<IndexEntry> {
     // The failed partition mixes channels, so there the channel is a filter rather than a partition.
-    const channel: [string, string][] = query.channel === undefined ? [] : [['channel', query.channel]];
-    yield* this.scan(this.tables.get('failedOperations'), 'failed', query, channel);
+    const equals: [string, string][] = [];
+    if (query.channel !== undefined) equals.push(['channel', query.channel]);
+    if (query.code !== undefined) equals.push(['code', query.code]);
+    yield* this.scan(this.tables.get('failedOperations'), 'failed', query, equals);
   }
 
   private async *scan(
@@ -133,6 +153,7 @@ export class OperationIndex {
           channel: e.channel,
           type: e.type,
           ...(e.code ? { code: e.code } : {}),
+          ...(e.failedAt ? { failedAt: e.failedAt } : {}),
         };
       }
     } catch (error) {

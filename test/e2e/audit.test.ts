@@ -134,6 +134,14 @@ describe('finding operations over HTTP', () => {
     );
   });
 
+  it('a CSV export with an invalid filter is a 400, not a truncated 200', async () => {
+    const response = await stack.call('GET', '/operations?field=email&value=x&from=2025-01-01T00:00:00Z', {
+      token: reader,
+      headers: { Accept: 'text/csv' },
+    });
+    expect(response.status).toBe(400);
+  });
+
   it('a channel sees only its own operations', async () => {
     const own = await get('/operations', stack.token('Channel', 'pos-7'));
     expect(own.body.items.every((i: { channel: string }) => i.channel === 'pos-7')).toBe(true);

@@ -1,12 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import type { Operation } from '../../shared/domain/operation';
-import { type OperationFilter, toFilter } from '../../shared/operations/filter';
+import { filterFingerprint, type OperationFilter, toFilter } from '../../shared/operations/filter';
 import { allOperations, listOperations } from '../../shared/operations/list';
 import { processCustomer } from '../../shared/operations/process';
 import { getCustomer, getOperation } from '../../shared/operations/queries';
 import { editFailedOperation, listFailures, resyncMany, resyncOperation } from '../../shared/operations/repair';
 import { submitCreate, submitEdit } from '../../shared/operations/submit';
+import { indexRowKey } from '../../shared/storage/operation-index';
 import { person, testContext } from '../support';
 
 const ids = (ops: Operation[]) => ops.map((o) => o.operationId);
@@ -191,5 +192,64 @@ describe('repairing a failed operation', () => {
       'op',
     );
     expect(byFilter).toEqual({ accepted: 2, skipped: [] });
+  });
+});
+
+describe('robust listings', () => {
+  it('an index entry left by a retried submit does not list its operation twice', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });
+    const { value: op } = await getOperation(ctx, accepted.operationId);
+    // The same operation id under another time, as a retry with a fresh timestamp would have written it.
+    await ctx.store.operationIndex.put({ ...op, operationTimestamp: new Date(Date.now() - 60_000).toISOString() });
+    expect(ids(await all(ctx, {}))).toEqual([accepted.operationId]);
+  });
+
+  it('a forged continuation token cannot make a request read without end', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });
+    const filter = { asyncCustomerAccount: accepted.asyncCustomerAccount!, fields: [] };
+    const forged = Buffer.from(JSON.stringify({ d: 'customer', f: filterFingerprint(filter), seq: 1e12 })).toString(
+      'base64url',
+    );
+    const started = Date.now();
+    const page = await listOperations(ctx, filter, 10, forged);
+    expect(ids(page.items)).toEqual([accepted.operationId]);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('a failure older than the default window is still listed as Failed and counted', async () => {
+    const { ctx } = testContext();
+    const longAgo = { ...ctx, clock: () => new Date(Date.now() - 120 * 86_400_000) };
+    const old = await submitCreate(longAgo, { channel: 'web', customer: person({ currency: 'ZZZ' }) });
+    await processCustomer(longAgo, old.asyncCustomerAccount!);
+    expect(ids(await all(ctx, { status: 'Failed' }))).toEqual([old.operationId]);
+    expect((await listFailures(ctx)).map((f) => f.count)).toEqual([1]);
+    expect(await resyncMany(ctx, { filter: { code: 'UNKNOWN_CURRENCY', fields: [] } }, 'op')).toEqual({
+      accepted: 1,
+      skipped: [],
+    });
+  });
+
+  it('a resync does not remove the entry of a failure that happened again meanwhile', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel: 'web', customer: person({ currency: 'ZZZ' }) });
+    await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    const { value: op } = await getOperation(ctx, accepted.operationId);
+    await ctx.store.operationIndex.removeFailed(indexRowKey(op), '2000-01-01T00:00:00.000Z');
+    expect(ids(await all(ctx, { status: 'Failed' }))).toEqual([accepted.operationId]);
+  });
+
+  it('failures ignore and clean up an entry whose operation is no longer Failed', async () => {
+    const { ctx } = testContext();
+    const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });
+    await processCustomer(ctx, accepted.asyncCustomerAccount!);
+    const { value: op } = await getOperation(ctx, accepted.operationId);
+    await ctx.store.operationIndex.putFailed({
+      ...op,
+      lastError: { code: 'EMAIL_IN_USE', message: 'x', at: op.operationTimestamp },
+    });
+    expect(await listFailures(ctx)).toEqual([]);
+    expect(ids(await all(ctx, { status: 'Failed' }))).toEqual([]);
   });
 });
