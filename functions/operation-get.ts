@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 
 import { DomainError } from '../shared/domain/errors';
-import { requireRole } from '../shared/http/auth';
+import { isChannelOnly, requireRole } from '../shared/http/auth';
 import { authenticated, json } from '../shared/http/endpoint';
 import { getOperation } from '../shared/operations/queries';
 import { toDetail } from '../shared/operations/views';
@@ -15,8 +15,7 @@ app.http('operation-get', {
     const operationId = request.params.operationId ?? '';
     const { value, etag } = await getOperation(ctx, operationId);
     // A channel sees only its own operations.
-    const channelOnly = !principal.roles.some((r) => r !== 'Channel');
-    if (channelOnly && value.channel !== principal.channel) {
+    if (isChannelOnly(principal) && value.channel !== principal.channel) {
       throw new DomainError('FORBIDDEN', `Operation '${operationId}' belongs to another channel.`);
     }
     return json(200, toDetail(value), { ETag: etag });

@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 
 import { DomainError } from '../shared/domain/errors';
-import { requireRole } from '../shared/http/auth';
+import { isChannelOnly, requireRole } from '../shared/http/auth';
 import { authenticated, json } from '../shared/http/endpoint';
 import { readQuery } from '../shared/http/request';
 import { listQuerySchema } from '../shared/http/schemas';
@@ -19,7 +19,7 @@ app.http('operations-list', {
     const { top, continuationToken, ...raw } = readQuery(request, listQuerySchema);
     const filter = toFilter(raw);
     // A channel sees only its own operations.
-    if (!principal.roles.some((r) => r !== 'Channel')) {
+    if (isChannelOnly(principal)) {
       if (principal.channel === undefined) throw new DomainError('FORBIDDEN', 'This Channel token names no channel.');
       if (filter.channel !== undefined && filter.channel !== principal.channel) {
         throw new DomainError('FORBIDDEN', `This token may only read channel '${principal.channel ?? '(none)'}'.`);

@@ -126,6 +126,9 @@ export function requireRole(principal: Principal, ...allowed: Role[]): void {
   }
 }
 
+/** A principal whose only role is Channel: it may see its own channel's data and nothing else. */
+export const isChannelOnly = (principal: Principal) => principal.roles.every((r) => r === 'Channel');
+
 export function requireChannel(principal: Principal, channel: string): void {
   requireRole(principal, 'Channel');
   if (principal.channel !== channel) {

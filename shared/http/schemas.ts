@@ -30,7 +30,12 @@ export const operationEditSchema = z.strictObject({
     .refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES + 20, 'too many attributes'),
 });
 
-export const bulkResyncSchema = z.union([
-  z.strictObject({ operationIds: z.array(z.string().min(1).max(100)).min(1).max(BULK_LIMIT) }),
-  z.strictObject({ filter: z.strictObject(filterShape) }),
-]);
+export const bulkResyncSchema = z.union(
+  [
+    z.strictObject({ operationIds: z.array(z.string().min(1).max(100)).min(1).max(BULK_LIMIT) }),
+    z.strictObject({ filter: z.strictObject(filterShape) }),
+  ],
+  {
+    error: `send either { "operationIds": [1–${BULK_LIMIT} ids] } or { "filter": { ...the GET /api/operations keys } }`,
+  },
+);
