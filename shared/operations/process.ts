@@ -69,13 +69,11 @@ async function processRound(ctx: SyncContext, customerKey: string, run: Run): Pr
   if (operations.length === 0) return 'done';
 
   // The marker goes in before any feed time is stamped, so readers hold back until this round has published.
+  // If the round throws, the marker stays: the commit may have landed without its feed entries, and the
+  // sync-pending job removes the marker once that customer's feed has caught up.
   const marker = await store.feedInFlight.begin(customerKey, ctx.clock());
-  let round: Round;
-  try {
-    round = await applyOperations(ctx, record, operations, run);
-  } finally {
-    await store.feedInFlight.end(marker).catch(() => undefined); // a leftover marker only delays readers
-  }
+  const round = await applyOperations(ctx, record, operations, run);
+  await store.feedInFlight.end(marker);
   return round;
 }
 
