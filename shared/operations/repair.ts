@@ -10,6 +10,7 @@ import type { SyncContext } from './context';
 import type { OperationFilter } from './filter';
 import { allOperations } from './list';
 import { getOperation } from './queries';
+import { ring } from './submit';
 
 /**
  * An operator edits the new values of a Failed operation. Guarded by the ETag the operator read (If-Match),
@@ -85,7 +86,7 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
       throw error;
     }
     await ctx.store.operationIndex.removeFailed(indexRowKey(op), failedAt);
-    await ctx.doorbell.ring([op.customerKey]).catch((e: unknown) => ctx.log(`Doorbell not sent: ${String(e)}`));
+    await ring(ctx, op.customerKey);
     return undefined;
   }
   return 'CONFLICT (the operation kept changing; try again)';

@@ -162,7 +162,7 @@ function newOperation(
  * The operation is durable before the doorbell rings, and the customer is listed in the pending index,
  * so a failed ring is logged rather than failing the request: the sync-pending job rings again.
  */
-async function ring(ctx: SyncContext, customerKey: string): Promise<void> {
+export async function ring(ctx: SyncContext, customerKey: string): Promise<void> {
   try {
     await ctx.doorbell.ring([customerKey]);
   } catch (error) {

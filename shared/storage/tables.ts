@@ -26,8 +26,8 @@ export const TABLE_NAMES = {
 export type TableName = keyof typeof TABLE_NAMES;
 
 export class TableSet {
-  private readonly clients = new Map<TableName, TableClient>();
-  private readonly dynamicClients = new Map<string, TableClient>();
+  private readonly clients = new Map<string, TableClient>();
+  private service?: TableServiceClient;
   private created?: Promise<void>;
 
   constructor(
@@ -36,40 +36,33 @@ export class TableSet {
   ) {}
 
   get(name: TableName): TableClient {
-    let client = this.clients.get(name);
-    if (!client) {
-      client = Client.fromConnectionString(this.connectionString, this.prefix + TABLE_NAMES[name], {
-        allowInsecureConnection: isLocalEndpoint(this.connectionString),
-      });
-      this.clients.set(name, client);
-    }
-    return client;
+    return this.dynamic(TABLE_NAMES[name]);
   }
 
-  /** A table whose name is made at run time (per-day index tables); created by its owner. */
+  /** Any table by its name without the prefix; run-time tables (per-day index tables) are created by their owner. */
   dynamic(name: string): TableClient {
-    let client = this.dynamicClients.get(name);
+    let client = this.clients.get(name);
     if (!client) {
-      client = Client.fromConnectionString(this.connectionString, this.prefix + name, {
-        allowInsecureConnection: isLocalEndpoint(this.connectionString),
-      });
-      this.dynamicClients.set(name, client);
+      client = Client.fromConnectionString(this.connectionString, this.prefix + name, this.options);
+      this.clients.set(name, client);
     }
     return client;
   }
 
   /** Names (without the prefix) of the run-time tables whose name starts with `stem`, e.g. every `Ops<day>`. */
   async listDynamic(stem: string): Promise<string[]> {
-    const service = TableServiceClient.fromConnectionString(this.connectionString, {
-      allowInsecureConnection: isLocalEndpoint(this.connectionString),
-    });
+    this.service ??= TableServiceClient.fromConnectionString(this.connectionString, this.options);
     const first = this.prefix + stem;
     const names: string[] = [];
     const filter = odata`TableName ge ${first} and TableName lt ${`${first}~`}`;
-    for await (const table of service.listTables({ queryOptions: { filter } })) {
+    for await (const table of this.service.listTables({ queryOptions: { filter } })) {
       if (table.name?.startsWith(first)) names.push(table.name.slice(this.prefix.length));
     }
     return names;
+  }
+
+  private get options() {
+    return { allowInsecureConnection: isLocalEndpoint(this.connectionString) };
   }
 
   async dropDynamic(name: string): Promise<void> {

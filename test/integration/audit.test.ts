@@ -169,6 +169,23 @@ describe('repairing a failed operation', () => {
     expect((await listFailures(ctx)).length).toBe(0);
   });
 
+  it('an operator repairs a failed edit (a partial change) and it applies on top of the customer', async () => {
+    const { ctx } = testContext();
+    const create = await submitCreate(ctx, { channel: 'web', customer: person() });
+    const account = create.asyncCustomerAccount!;
+    await processCustomer(ctx, account);
+    const edit = await submitEdit(ctx, { channel: 'web', account, patch: { customerGroup: 'VIP', phone: '7' } });
+    await processCustomer(ctx, account);
+    const { etag } = await getOperation(ctx, edit.operationId);
+    await expect(editFailedOperation(ctx, edit.operationId, etag, { currency: 'DK' }, 'op')).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+    await editFailedOperation(ctx, edit.operationId, etag, { customerGroup: 'Wholesale' }, 'op');
+    expect(await resyncOperation(ctx, edit.operationId, 'op')).toBeUndefined();
+    await processCustomer(ctx, account);
+    expect((await getCustomer(ctx, account)).customer).toMatchObject({ customerGroup: 'Wholesale', phone: '7' });
+  });
+
   it('bulk resync by ids and by filter reports what was accepted and skipped', async () => {
     const { ctx } = testContext();
     const failed = [];
