@@ -4,13 +4,14 @@ import { join } from 'node:path';
 
 import { startAzurite } from './azurite';
 import { stopChild } from './processes';
+import { projectRoot } from './root';
 
 /**
  * `npm start`: Azurite (Table Storage, persisted in .local/azurite), the development Service Bus broker and
  * the local Functions host, each in its own process, on the ports local.settings.json expects.
  * Ctrl-C stops them in reverse order.
  */
-const root = join(__dirname, '..', '..');
+const root = projectRoot();
 const PORTS = { storage: 10002, broker: 5672, host: 7071 };
 
 async function main(): Promise<void> {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 
 import type { Customer } from '../shared/domain/customer';
-import type { DoorbellSender } from '../shared/messaging/doorbell';
+import type { Doorbell, DoorbellSender } from '../shared/messaging/doorbell';
 import type { SyncContext } from '../shared/operations/context';
 import { createStore } from '../shared/storage';
 
@@ -12,11 +12,11 @@ export const uniqueName = (prefix = 't') => `${prefix}${randomBytes(5).toString(
 
 /** Records rings instead of sending them: for use-case tests where the broker is not what is tested. */
 export class RecordingDoorbell implements DoorbellSender {
-  readonly rung: { customerKey: string; at?: Date }[] = [];
+  readonly rung: (Doorbell & { at?: Date })[] = [];
   fail = false;
-  async ring(keys: readonly string[], at?: Date) {
+  async ring(doorbells: readonly Doorbell[], at?: Date) {
     if (this.fail) throw new Error('broker unreachable');
-    for (const customerKey of keys) this.rung.push({ customerKey, at });
+    for (const doorbell of doorbells) this.rung.push({ ...doorbell, at });
   }
   async check() {}
   async close() {}

@@ -1,3 +1,4 @@
+import type { Doorbell } from '../messaging/doorbell';
 import type { SyncContext } from '../operations/context';
 
 /**
@@ -14,16 +15,16 @@ export async function syncPendingOperations(
   const nowIso = now.toISOString();
   let pendingCustomers = 0;
   let retriesDue = 0;
-  const due: string[] = [];
+  const due: Doorbell[] = [];
   for await (const entry of ctx.store.pending.list()) {
     pendingCustomers++;
     if (entry.nextAttemptAt) {
       if (entry.nextAttemptAt <= nowIso) {
         retriesDue++;
-        due.push(entry.customerKey);
+        due.push({ customerKey: entry.customerKey, pending: entry.etag });
       }
     } else if (entry.updatedAt <= overdueBefore) {
-      due.push(entry.customerKey);
+      due.push({ customerKey: entry.customerKey, pending: entry.etag });
     }
   }
   const markersCleared = await sweepFeedMarkers(ctx, now, due);
@@ -43,7 +44,7 @@ const STALE_MARKER_MS = 2 * 60_000;
  * Removes feed in-flight markers left by crashed rounds once their customer's feed has caught up (nothing
  * applied but unpublished); a customer that has not caught up is rung, so its next round republishes first.
  */
-async function sweepFeedMarkers(ctx: SyncContext, now: Date, due: string[]): Promise<number> {
+async function sweepFeedMarkers(ctx: SyncContext, now: Date, due: Doorbell[]): Promise<number> {
   const staleBefore = new Date(now.getTime() - STALE_MARKER_MS).toISOString();
   let cleared = 0;
   for (const marker of await ctx.store.feedInFlight.list()) {
@@ -52,8 +53,8 @@ async function sweepFeedMarkers(ctx: SyncContext, now: Date, due: string[]): Pro
     if (!record || record.value.publishedThrough >= record.value.appliedThrough) {
       await ctx.store.feedInFlight.end(marker);
       cleared++;
-    } else if (!due.includes(marker.customerKey)) {
-      due.push(marker.customerKey);
+    } else if (!due.some((d) => d.customerKey === marker.customerKey)) {
+      due.push({ customerKey: marker.customerKey });
     }
   }
   return cleared;

@@ -8,12 +8,17 @@ import { z } from 'zod';
  */
 export const doorbellSchema = z.strictObject({
   customerKey: z.string().regex(/^[A-Z][A-Z0-9-]{2,62}$/, 'must be a customer key'),
+  /**
+   * The ETag of the pending-index entry written before this ring. The processor clears the entry with it,
+   * saving a read, and the clear fails (leaving the customer listed) if a later submit marked it again.
+   */
+  pending: z.string().min(1).max(200).optional(),
 });
 export type Doorbell = z.infer<typeof doorbellSchema>;
 
 export interface DoorbellSender {
   /** Rings now, or at `at` (a scheduled message) for a retry after a delay. */
-  ring(customerKeys: readonly string[], at?: Date): Promise<void>;
+  ring(doorbells: readonly Doorbell[], at?: Date): Promise<void>;
   /** Throws if the broker cannot be reached (for the health endpoint). */
   check(): Promise<void>;
   close(): Promise<void>;
@@ -34,14 +39,40 @@ export class ServiceBusDoorbell implements DoorbellSender {
     this.sender = this.client.createSender(queueName);
   }
 
-  async ring(customerKeys: readonly string[], at?: Date): Promise<void> {
-    const messages = [...new Set(customerKeys)].map(toMessage);
-    if (messages.length === 0) return;
-    const options = { abortSignal: AbortSignal.timeout(this.timeoutMs) };
+  /** Rings waiting for the send in flight; they go together in the next one (group commit, as for tables). */
+  private queued: { doorbells: readonly Doorbell[]; resolve(): void; reject(error: unknown): void }[] = [];
+  private sending = false;
+
+  async ring(doorbells: readonly Doorbell[], at?: Date): Promise<void> {
+    if (doorbells.length === 0) return;
     if (at) {
-      await this.sender.scheduleMessages(messages, at, options);
+      const options = { abortSignal: AbortSignal.timeout(this.timeoutMs) };
+      await this.sender.scheduleMessages(distinct(doorbells).map(toMessage), at, options);
       return;
     }
+    await new Promise<void>((resolve, reject) => {
+      this.queued.push({ doorbells, resolve, reject });
+      if (!this.sending) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.sending = true;
+    while (this.queued.length > 0) {
+      const rings = this.queued;
+      this.queued = [];
+      try {
+        await this.send(distinct(rings.flatMap((r) => r.doorbells)).map(toMessage));
+        for (const r of rings) r.resolve();
+      } catch (error) {
+        for (const r of rings) r.reject(error);
+      }
+    }
+    this.sending = false;
+  }
+
+  private async send(messages: ServiceBusMessage[]): Promise<void> {
+    const options = { abortSignal: AbortSignal.timeout(this.timeoutMs) };
     if (messages.length === 1) {
       await this.sender.sendMessages(messages[0]!, options);
       return;
@@ -67,8 +98,13 @@ export class ServiceBusDoorbell implements DoorbellSender {
   }
 }
 
-const toMessage = (customerKey: string): ServiceBusMessage => ({
-  body: { customerKey } satisfies Doorbell,
+/** One doorbell per customer; the latest pending ETag wins (an older one could only fail to clear). */
+const distinct = (doorbells: readonly Doorbell[]): Doorbell[] => [
+  ...new Map(doorbells.map((d) => [d.customerKey, d])).values(),
+];
+
+const toMessage = (doorbell: Doorbell): ServiceBusMessage => ({
+  body: doorbell,
   contentType: 'application/json',
   subject: 'customer-operations',
 });

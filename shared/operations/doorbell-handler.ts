@@ -21,7 +21,7 @@ export async function handleDoorbell(
     ctx.log(`Message ${meta.messageId} is not a doorbell (${reason}); it will be dead-lettered.`);
     throw new InvalidMessageError(`Not a customer doorbell: ${reason}`);
   }
-  return processCustomer(ctx, parsed.data.customerKey);
+  return processCustomer(ctx, parsed.data.customerKey, parsed.data.pending);
 }
 
 function tryJson(text: string): unknown {

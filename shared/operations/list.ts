@@ -12,8 +12,8 @@ export const DEFAULT_WINDOW_DAYS = 90;
 /** A field filter with nothing but time to bound it spans at most (and by default) this many days. */
 export const FIELD_WINDOW_DAYS = 31;
 const DAY_MS = 86_400_000;
-/** Operations read from the Customers table at once when checking index candidates. */
-const READ_AHEAD = 32;
+/** Most operations read from the Customers table at once when checking index candidates. */
+const READ_AHEAD = 100;
 /**
  * Most operations one request reads. A sparse filter (say, status=Pending over 90 days) stops there and
  * answers with fewer than `top` items and a continuation token, rather than reading without limit.
@@ -84,6 +84,8 @@ export async function listOperations(
       channel: filter.channel,
       code: filter.code,
       fields: filter.fields,
+      // As many index entries per request as the page has items: every entry fetched costs a read.
+      pageSize: top,
     };
     const days = failedIndex ? [''] : daysDescending(window.from, window.to);
     const budget = { reads: READ_BUDGET };

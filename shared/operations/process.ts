@@ -1,5 +1,6 @@
 import { describeApplied, evaluate, type HqViolation, normalizeEmail } from '../domain/hq-rules';
 import type { CustomerRecord, Operation } from '../domain/operation';
+import type { Doorbell } from '../messaging/doorbell';
 import type { Versioned } from '../storage/customer-store';
 import type { FeedEntry } from '../storage/feed';
 import { hasStatus } from '../storage/tables';
@@ -40,11 +41,16 @@ interface Run {
  * A Failed operation blocks the later ones of the same customer: they stay Pending and say what they wait on,
  * so that after a repair everything still applies in the order it was submitted.
  */
-export async function processCustomer(ctx: SyncContext, customerKey: string): Promise<ProcessResult> {
+export async function processCustomer(
+  ctx: SyncContext,
+  customerKey: string,
+  pending?: Doorbell['pending'],
+): Promise<ProcessResult> {
   await ctx.store.tables.ensureCreated();
   const run: Run = { result: { customerKey, applied: 0, failed: 0, waiting: 0 } };
-  // Read before processing: clearing with this ETag fails if a submit marked the customer meanwhile.
-  const pendingEntry = await ctx.store.pending.get(customerKey);
+  // The pending entry's ETag from before processing (the doorbell carries the one its ring was marked with):
+  // clearing with it fails if a submit marked the customer meanwhile.
+  const pendingEntry = pending ? { customerKey, etag: pending } : await ctx.store.pending.get(customerKey);
   for (let conflicts = 0; ;) {
     const round = await processRound(ctx, customerKey, run);
     if (round === 'done') break;
@@ -330,8 +336,8 @@ async function recordTransientFailure(
   }
   if (op.nextAttemptAt) {
     run.result.retryAt = op.nextAttemptAt;
-    await ctx.store.pending.mark(op.customerKey, now, op.nextAttemptAt);
-    await ctx.doorbell.ring([op.customerKey], new Date(op.nextAttemptAt));
+    const pending = await ctx.store.pending.mark(op.customerKey, now, op.nextAttemptAt);
+    await ctx.doorbell.ring([{ customerKey: op.customerKey, pending }], new Date(op.nextAttemptAt));
   } else {
     run.result.failed++;
   }

@@ -31,7 +31,8 @@ export async function getCustomer(ctx: SyncContext, account: string) {
 export const FEED_SETTLE_MS = 1000;
 export const FEED_PAGE_SIZE = 500;
 
-const cursorSchema = z.object({ day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), rowKey: z.string().max(512) });
+/** A cursor is the feed RowKey read last (or the cutoff a page ended at). */
+const cursorSchema = z.strictObject({ after: z.string().max(512) });
 
 export async function readCustomerUpdates(
   ctx: SyncContext,
@@ -47,13 +48,13 @@ export async function readCustomerUpdates(
   return { items: page.items, cursor: encodeCursor(page.cursor) };
 }
 
-const encodeCursor = (cursor: FeedPage['cursor']) =>
-  Buffer.from(JSON.stringify(cursor ?? { day: '0000-00-00', rowKey: '' })).toString('base64url');
+const encodeCursor = (after: FeedPage['cursor']) =>
+  Buffer.from(JSON.stringify({ after: after ?? '' })).toString('base64url');
 
 function decodeCursor(cursor: string): FeedPage['cursor'] {
   try {
-    const parsed = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    return parsed.day === '0000-00-00' ? undefined : parsed;
+    const { after } = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    return after === '' ? undefined : after;
   } catch {
     throw new DomainError('VALIDATION_FAILED', 'The cursor is not one this feed returned.', {
       cursor: ['is not a valid cursor'],

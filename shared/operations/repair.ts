@@ -78,7 +78,7 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
     op.changeDescription = `Resync requested; waiting to be applied to HQ (last error: ${op.lastError?.code ?? 'none'}).`;
     op.history.push({ at: now.toISOString(), status: 'Pending', detail: 'Resync requested.', by });
     // Listed as pending before the status changes, so the job rings it even if the doorbell below is lost.
-    await ctx.store.pending.mark(op.customerKey, now);
+    const pending = await ctx.store.pending.mark(op.customerKey, now);
     try {
       await ctx.store.customers.updateOperation({ value: op, etag: found.etag });
     } catch (error) {
@@ -86,7 +86,7 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
       throw error;
     }
     await ctx.store.operationIndex.removeFailed(indexRowKey(op), failedAt);
-    await ring(ctx, op.customerKey);
+    await ring(ctx, { customerKey: op.customerKey, pending });
     return undefined;
   }
   return 'CONFLICT (the operation kept changing; try again)';

@@ -5,6 +5,7 @@ import type { Customer, CustomerPatch } from '../domain/customer';
 import { DomainError } from '../domain/errors';
 import { describeSubmitted } from '../domain/hq-rules';
 import { type CustomerRecord, type Operation, operationIdOf, type OperationType } from '../domain/operation';
+import type { Doorbell } from '../messaging/doorbell';
 import { hasStatus } from '../storage/tables';
 import { findCustomer, newAsyncCustomerAccount } from './accounts';
 import type { SyncContext } from './context';
@@ -46,6 +47,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
   }
 
   const requestId = randomUUID();
+  let pending: string | undefined;
   for (let attempt = 0; ; attempt++) {
     const now = ctx.clock();
     const operation = newOperation(customerKey, 1, 'Create', input, flatten(input.customer), now, requestId);
@@ -60,7 +62,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
     };
     // Both before the insert: an index entry whose operation never lands (or carries another request id) is
     // skipped by readers, while an operation missing from them could not be found or would never be rung.
-    await Promise.all([ctx.store.pending.mark(customerKey, now), ctx.store.operationIndex.put(operation)]);
+    [pending] = await Promise.all([ctx.store.pending.mark(customerKey, now), ctx.store.operationIndex.put(operation)]);
     try {
       await ctx.store.customers.insertNew(record, operation);
       break;
@@ -73,7 +75,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       customerKey = newAsyncCustomerAccount();
     }
   }
-  await ring(ctx, customerKey);
+  await ring(ctx, { customerKey, pending });
   return { operationId: operationIdOf(customerKey, 1), asyncCustomerAccount: customerKey, status: 'Pending' };
 }
 
@@ -120,8 +122,8 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
   }
   // Marked again after the append: a processor that read the customer before the append may have cleared the
   // first mark, and if the doorbell below is lost this mark is what makes the sync-pending job ring again.
-  await ctx.store.pending.mark(customerKey, ctx.clock());
-  await ring(ctx, customerKey);
+  const pending = await ctx.store.pending.mark(customerKey, ctx.clock());
+  await ring(ctx, { customerKey, pending });
   return { operationId: operationIdOf(customerKey, seq), status: 'Pending' };
 }
 
@@ -162,10 +164,10 @@ function newOperation(
  * The operation is durable before the doorbell rings, and the customer is listed in the pending index,
  * so a failed ring is logged rather than failing the request: the sync-pending job rings again.
  */
-export async function ring(ctx: SyncContext, customerKey: string): Promise<void> {
+export async function ring(ctx: SyncContext, doorbell: Doorbell): Promise<void> {
   try {
-    await ctx.doorbell.ring([customerKey]);
+    await ctx.doorbell.ring([doorbell]);
   } catch (error) {
-    ctx.log(`Doorbell for ${customerKey} not sent (the sync-pending job will retry): ${String(error)}`);
+    ctx.log(`Doorbell for ${doorbell.customerKey} not sent (the sync-pending job will retry): ${String(error)}`);
   }
 }

@@ -1,21 +1,28 @@
 import type { TableClient } from '@azure/data-tables';
 
 import { getOrUndefined, hasStatus } from './tables';
+import type { WriteBatcher } from './write-batcher';
 
 /**
- * Table `CustomerAccounts` — PartitionKey = customer account, RowKey '' → the customer key.
- * Serves "find a customer by its real account" as a point read. Async customer accounts need no entry:
- * they are the customer key.
+ * Table `CustomerAccounts` — PartitionKey = the account without its last two digits, RowKey = customer
+ * account → the customer key. Serves "find a customer by its real account" as a point read. A partition holds
+ * the hundred accounts of one allocator block, which one process hands out together, so the entries of
+ * concurrent creates share a transaction. Async customer accounts need no entry: they are the customer key.
  */
+const blockOf = (customerAccount: string) => customerAccount.slice(0, -2);
+
 export class AccountIndex {
-  constructor(private readonly table: TableClient) {}
+  constructor(
+    private readonly table: TableClient,
+    private readonly writer: WriteBatcher,
+  ) {}
 
   async put(customerAccount: string, customerKey: string): Promise<void> {
-    await this.table.upsertEntity({ partitionKey: customerAccount, rowKey: '', customerKey }, 'Replace');
+    await this.writer.upsert({ partitionKey: blockOf(customerAccount), rowKey: customerAccount, customerKey });
   }
 
   async customerKeyOf(customerAccount: string): Promise<string | undefined> {
-    const entity = await getOrUndefined<{ customerKey: string }>(this.table, customerAccount, '');
+    const entity = await getOrUndefined<{ customerKey: string }>(this.table, blockOf(customerAccount), customerAccount);
     return entity?.customerKey;
   }
 }

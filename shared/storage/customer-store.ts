@@ -64,11 +64,14 @@ export class CustomerStore {
     return { record, operations };
   }
 
-  /** A new customer and its create operation; fails with 409 if the customer key is taken. */
-  async insertNew(record: CustomerRecord, create: Operation): Promise<void> {
+  /**
+   * A new customer with its create operation (and, when importing history, the operations after it); fails
+   * with 409 if the customer key is taken.
+   */
+  async insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<void> {
     await this.table.submitTransaction([
       ['create', fromRecord(record)],
-      ['create', fromOperation(create)],
+      ...operations.map((op): TransactionAction => ['create', fromOperation(op)]),
     ]);
   }
 

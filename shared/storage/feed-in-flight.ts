@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 
 import { hasStatus, shardName, shardOf, SHARDS } from './tables';
+import type { WriteBatcher } from './write-batcher';
 
 /**
  * Table `FeedInFlight` — PartitionKey `shard-NN` (hash of the customer key), RowKey `<customer key>|<round id>`
@@ -22,17 +23,20 @@ export interface StoredMarker extends InFlightMarker {
 }
 
 export class FeedInFlight {
-  constructor(private readonly table: TableClient) {}
+  constructor(
+    private readonly table: TableClient,
+    private readonly writer: WriteBatcher,
+  ) {}
 
   async begin(customerKey: string, at: Date): Promise<InFlightMarker> {
     const marker = { partitionKey: shardOf(customerKey), rowKey: `${customerKey}|${randomUUID()}` };
-    await this.table.createEntity({ ...marker, at: at.toISOString() });
+    await this.writer.upsert({ ...marker, at: at.toISOString() });
     return marker;
   }
 
   async end(marker: InFlightMarker): Promise<void> {
     try {
-      await this.table.deleteEntity(marker.partitionKey, marker.rowKey);
+      await this.writer.delete(marker.partitionKey, marker.rowKey);
     } catch (error) {
       if (!hasStatus(error, 404)) throw error;
     }

@@ -2,15 +2,16 @@ import { odata, type TableClient, type TableEntity, type TransactionAction } fro
 
 import type { Customer } from '../domain/customer';
 import { seqRowKey } from '../domain/operation';
-import { getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
+import { packJson, unpackJson } from './tables';
+import type { WriteBatcher } from './write-batcher';
 
 /**
  * Table `CustomerFeed` — the channels' feed of customers created or changed in HQ.
- * PartitionKey = UTC day of the change (`2026-11-22`), RowKey = `<appliedAt ISO>|<customer key>|<op-seq>`,
- * so a day is one partition read in order, and an entry's key is fixed by the operation it records: writing
- * it again after a crash overwrites the same entity, never adds a second one.
- * A marker entity (PartitionKey `meta`, RowKey `firstDay`) says where the feed starts.
- * Queries: per day from a cursor, `RowKey gt cursor and RowKey le cutoff`, days walked forward.
+ * PartitionKey = the ten-second bucket of the change (`2026-11-22T10:15:3`, a prefix of the RowKey),
+ * RowKey = `<appliedAt ISO>|<customer key>|<op-seq>`. An entry's key is fixed by the operation it records:
+ * writing it again after a crash overwrites the same entity, never adds a second one. Small partitions keep
+ * writes spread and let concurrent rounds share a transaction; since the bucket prefixes the RowKey,
+ * (PartitionKey, RowKey) order is time order and a reader pages with one range query from its cursor.
  */
 export interface FeedItem {
   customerAccount: string;
@@ -26,66 +27,41 @@ export interface FeedEntry extends FeedItem {
 
 export interface FeedPage {
   items: FeedItem[];
-  cursor: { day: string; rowKey: string } | undefined;
+  /** The RowKey of the last item read. */
+  cursor: string | undefined;
 }
 
-const META = 'meta';
-const dayOf = (iso: string) => iso.slice(0, 10);
+const bucketOf = (rowKey: string) => rowKey.slice(0, 18);
 
 export class CustomerFeed {
-  /** The earliest feed day this process knows is recorded in the marker. */
-  private firstDay: string | undefined;
-
-  constructor(private readonly table: TableClient) {}
+  constructor(
+    private readonly table: TableClient,
+    private readonly writer: WriteBatcher,
+  ) {}
 
   async append(entries: FeedEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.noteDay(entries.map((e) => dayOf(e.changedAt)).sort()[0]!);
-    await Promise.all(entries.map((e) => this.table.upsertEntity(toEntity(e), 'Replace')));
+    await Promise.all(entries.map((e) => this.writer.upsert(toEntity(e))));
   }
 
-  /** Keeps the `firstDay` marker at the earliest day that has entries (a repaired entry can be older). */
-  private async noteDay(day: string): Promise<void> {
-    if (this.firstDay !== undefined && this.firstDay <= day) return;
-    for (;;) {
-      const marker = await getOrUndefined<{ day: string }>(this.table, META, 'firstDay');
-      if (marker && marker.day <= day) {
-        this.firstDay = marker.day;
-        return;
-      }
-      const entity = { partitionKey: META, rowKey: 'firstDay', day };
-      try {
-        if (marker) await this.table.updateEntity(entity, 'Replace', { etag: marker.etag });
-        else await this.table.createEntity(entity);
-        this.firstDay = day;
-        return;
-      } catch (error) {
-        if (!hasStatus(error, 409, 412)) throw error; // another writer moved it: read again
-      }
-    }
-  }
-
-  /** Deletes the days before `day` (retention) and moves the start marker; returns the entries deleted. */
+  /** Deletes the entries changed before `day` (retention); returns how many. */
   async deleteBefore(day: string): Promise<number> {
-    const marker = await getOrUndefined<{ day: string }>(this.table, META, 'firstDay');
-    if (!marker || marker.day >= day) return 0;
     let deleted = 0;
-    for (let d = marker.day; d < day; d = nextDay(d)) {
-      let batch: TransactionAction[] = [];
-      const flush = async () => {
-        if (batch.length > 0) await this.table.submitTransaction(batch);
-        deleted += batch.length;
-        batch = [];
-      };
-      const filter = odata`PartitionKey eq ${d}`;
-      for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) {
-        batch.push(['delete', { partitionKey: d, rowKey: e.rowKey! }]);
-        if (batch.length === 100) await flush();
+    const filter = odata`PartitionKey lt ${day}`;
+    const batches = new Map<string, TransactionAction[]>();
+    const flush = async (actions: TransactionAction[]) => {
+      await this.table.submitTransaction(actions);
+      deleted += actions.length;
+    };
+    for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } })) {
+      const actions = batches.get(e.partitionKey!) ?? [];
+      batches.set(e.partitionKey!, actions);
+      actions.push(['delete', { partitionKey: e.partitionKey!, rowKey: e.rowKey! }]);
+      if (actions.length === 100) {
+        batches.delete(e.partitionKey!);
+        await flush(actions);
       }
-      await flush();
     }
-    await this.table.updateEntity({ partitionKey: META, rowKey: 'firstDay', day }, 'Replace', { etag: marker.etag });
-    this.firstDay = day;
+    for (const actions of batches.values()) await flush(actions);
     return deleted;
   }
 
@@ -93,35 +69,27 @@ export class CustomerFeed {
    * Entries after the cursor up to `cutoff`, oldest first. The cutoff sits a little in the past so that an
    * entry stamped just before a reader's cursor, but written a moment later, is not skipped.
    */
-  async read(after: FeedPage['cursor'], cutoff: string, limit: number): Promise<FeedPage> {
-    let day = after?.day ?? (await getOrUndefined<{ day: string }>(this.table, META, 'firstDay'))?.day;
-    if (!day) return { items: [], cursor: after };
-    const lastDay = dayOf(cutoff);
+  async read(after: string | undefined, cutoff: string, limit: number): Promise<FeedPage> {
+    const from = after ?? '';
+    const filter = odata`PartitionKey ge ${bucketOf(from)} and PartitionKey le ${bucketOf(cutoff)} and RowKey gt ${from} and RowKey lt ${cutoff}`;
     const items: FeedItem[] = [];
     let cursor = after;
-    while (day <= lastDay && items.length < limit) {
-      const from = cursor && cursor.day === day ? cursor.rowKey : '';
-      const filter = odata`PartitionKey eq ${day} and RowKey gt ${from} and RowKey lt ${cutoff}`;
-      const pages = this.table.listEntities({ queryOptions: { filter } }).byPage({ maxPageSize: limit - items.length });
-      for await (const page of pages) {
-        for (const entity of page) {
-          items.push(toItem(entity));
-          cursor = { day, rowKey: entity.rowKey! };
-          if (items.length >= limit) break;
-        }
-        if (items.length >= limit) break;
+    for await (const page of this.table.listEntities({ queryOptions: { filter } }).byPage({ maxPageSize: limit })) {
+      for (const entity of page) {
+        items.push(toItem(entity));
+        cursor = entity.rowKey!;
+        if (items.length >= limit) return { items, cursor };
       }
-      if (items.length < limit) day = nextDay(day);
     }
-    // Everything before the cutoff's day has been read: start there next time instead of walking empty days.
-    if (items.length < limit && (!cursor || cursor.day < lastDay)) cursor = { day: lastDay, rowKey: '' };
-    return { items, cursor };
+    // Everything before the cutoff has been read: resume there, so the next range starts at a recent bucket
+    // (never moving a cursor back, which would repeat entries).
+    return { items, cursor: cursor !== undefined && cursor > cutoff ? cursor : cutoff };
   }
 }
 
 function toEntity(e: FeedEntry): TableEntity {
   return {
-    partitionKey: dayOf(e.changedAt),
+    partitionKey: bucketOf(e.changedAt),
     rowKey: `${e.changedAt}|${e.customerKey}|${seqRowKey(e.seq)}`,
     customerAccount: e.customerAccount,
     asyncCustomerAccount: e.asyncCustomerAccount,
@@ -137,10 +105,4 @@ function toItem(e: Record<string, unknown>): FeedItem {
     customer: unpackJson<Customer>(e, 'customer')!,
     changedAt: e.changedAt as string,
   };
-}
-
-function nextDay(day: string): string {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + 1);
-  return d.toISOString().slice(0, 10);
 }

@@ -2,17 +2,23 @@ import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { Changes } from '../domain/changes';
 import type { Operation } from '../domain/operation';
-import { hasStatus, type TableSet } from './tables';
+import { hasStatus, TABLE_NAMES, type TableSet } from './tables';
 
 /**
  * Index entities that let operators find operations without scanning the Customers table.
  *
  * Tables `Ops<yyyymmdd>` — one per UTC day of the operation's timestamp, so retention drops whole tables and a
  * query only ever touches the days it asks for:
- *   PartitionKey `all`             every operation of the day
- *   PartitionKey `ch|<channel>`    the channel's operations of the day
- *   RowKey `<inverted ms>|<operationId>`, so each partition lists newest first.
- * Table `FailedOperations` — PartitionKey `failed`, same RowKey: the operations that are Failed now.
+ *   PartitionKey `all|<bucket>`             every operation of the day
+ *   PartitionKey `ch|<channel>|<bucket>`    the channel's operations of the day
+ *   RowKey `<inverted ms>|<operationId>`, so entries list newest first.
+ * Table `FailedOperations` — PartitionKey `failed|<bucket>`, same RowKey: the operations that are Failed now.
+ *
+ * `<bucket>` is the first 9 of the RowKey's 13 digits: ten seconds. Small partitions spread the writes (a
+ * partition serves a bounded rate on Azure; Azurite slows down with every entity a partition holds), and the
+ * entries of concurrent submits share one and go in one transaction (WriteBatcher). Because the bucket is a
+ * prefix of the RowKey, (PartitionKey, RowKey) order is RowKey order: a view is read with one range query
+ * over its buckets, newest first, and a continuation RowKey also says which bucket to resume in.
  *
  * Every entry carries the operation's channel, type and changed values (`f_<path>` = value as text), so type
  * and field filters are evaluated by the service inside the partition. Status is not copied (it changes on
@@ -45,6 +51,8 @@ export interface IndexQuery {
   code?: string;
   /** Resume strictly after this RowKey. */
   after?: string;
+  /** Entries to fetch per request: about what the caller needs, so it does not read entries it drops. */
+  pageSize?: number;
 }
 
 const MAX_MS = 9_999_999_999_999;
@@ -54,6 +62,12 @@ export const indexRowKey = (op: Pick<Operation, 'operationTimestamp' | 'operatio
 /** Whether an index entry stands for this operation (not an orphan left by a retried or failed submit). */
 export const entryIsFor = (entry: IndexEntry, op: Operation) =>
   op.requestId === entry.requestId && indexRowKey(op) === entry.rowKey;
+
+/** The ten-second bucket of a RowKey (or of an inverted-time bound). */
+const bucketOf = (rowKey: string) => rowKey.slice(0, 9);
+const allView = 'all|';
+const channelView = (channel: string) => `ch|${channel}|`;
+const FAILED_VIEW = 'failed|';
 
 export const dayTableSuffix = (iso: string) => iso.slice(0, 10).replace(/-/g, '');
 
@@ -74,21 +88,24 @@ export class OperationIndex {
 
   /** Writes (or rewrites, after a repair) the day entries of an operation. */
   async put(op: Operation): Promise<void> {
-    const table = await this.dayTable(dayTableSuffix(op.operationTimestamp), true);
-    const base = entryOf(op);
-    await Promise.all([
-      table.upsertEntity({ ...base, partitionKey: 'all' }, 'Replace'),
-      table.upsertEntity({ ...base, partitionKey: `ch|${op.channel}` }, 'Replace'),
-    ]);
+    const day = dayTableSuffix(op.operationTimestamp);
+    await this.dayTable(day, true);
+    const writer = this.tables.batcher(`Ops${day}`);
+    const entry = entryOf(op);
+    const bucket = bucketOf(entry.rowKey);
+    await Promise.all(
+      [allView, channelView(op.channel)].map((view) => writer.upsert({ ...entry, partitionKey: view + bucket })),
+    );
   }
 
   async putFailed(op: Operation): Promise<void> {
-    await this.tables
-      .get('failedOperations')
-      .upsertEntity(
-        { ...entryOf(op), partitionKey: 'failed', code: op.lastError?.code ?? 'UNKNOWN', failedAt: op.lastError?.at },
-        'Replace',
-      );
+    const entry = entryOf(op);
+    await this.tables.batcher(TABLE_NAMES.failedOperations).upsert({
+      ...entry,
+      partitionKey: FAILED_VIEW + bucketOf(entry.rowKey),
+      code: op.lastError?.code ?? 'UNKNOWN',
+      failedAt: op.lastError?.at,
+    });
   }
 
   /**
@@ -97,10 +114,11 @@ export class OperationIndex {
    */
   async removeFailed(rowKey: string, failedAt: string | undefined): Promise<void> {
     const table = this.tables.get('failedOperations');
+    const partitionKey = FAILED_VIEW + bucketOf(rowKey);
     try {
-      const entry = await table.getEntity<{ failedAt?: string }>('failed', rowKey);
+      const entry = await table.getEntity<{ failedAt?: string }>(partitionKey, rowKey);
       if (entry.failedAt !== failedAt) return;
-      await table.deleteEntity('failed', rowKey, { etag: entry.etag });
+      await table.deleteEntity(partitionKey, rowKey, { etag: entry.etag });
     } catch (error) {
       if (!hasStatus(error, 404, 412)) throw error;
     }
@@ -109,8 +127,7 @@ export class OperationIndex {
   /** A day's entries matching the query, newest first (none when the day has no table). */
   async *day(day: string, query: IndexQuery): AsyncIterable<IndexEntry> {
     const table = await this.dayTable(day, false);
-    const partition = query.channel === undefined ? 'all' : `ch|${query.channel}`;
-    yield* this.scan(table, partition, query);
+    yield* this.scan(table, query.channel === undefined ? allView : channelView(query.channel), query);
   }
 
   async *failed(query: IndexQuery): AsyncIterable<IndexEntry> {
@@ -118,22 +135,25 @@ export class OperationIndex {
     const equals: [string, string][] = [];
     if (query.channel !== undefined) equals.push(['channel', query.channel]);
     if (query.code !== undefined) equals.push(['code', query.code]);
-    yield* this.scan(this.tables.get('failedOperations'), 'failed', query, equals);
+    yield* this.scan(this.tables.get('failedOperations'), FAILED_VIEW, query, equals);
   }
 
   private async *scan(
     table: TableClient,
-    partition: string,
+    view: string,
     query: IndexQuery,
     equals: [property: string, value: string][] = [],
   ): AsyncIterable<IndexEntry> {
-    // RowKeys are inverted times, newer is smaller: `to` bounds from below, `from` from above.
+    // RowKeys are inverted times, newer is smaller: `to` (or the resume point) bounds from below, `from` from
+    // above; the view's buckets between the two bounds are the partitions to read.
+    const lower = query.after ?? (query.to ? inverted(query.to) : '');
     const upper = query.from ? `${inverted(query.from)}|~` : '~';
     // Each condition is its own odata`` template with text before the value: the helper quotes and escapes a
     // string only when it follows other text (a template that starts with a value is left unquoted).
     const conditions = [
-      odata`PartitionKey eq ${partition}`,
-      query.after ? odata`RowKey gt ${query.after}` : odata`RowKey ge ${query.to ? inverted(query.to) : ''}`,
+      odata`PartitionKey ge ${view + bucketOf(lower)}`,
+      odata`PartitionKey le ${view + bucketOf(upper)}`,
+      query.after ? odata`RowKey gt ${lower}` : odata`RowKey ge ${lower}`,
       odata`RowKey lt ${upper}`,
       ...(query.type ? [odata`type eq ${query.type}`] : []),
       // Property names come from fieldProperty (letters, digits and _ only), never from input as such.
@@ -142,20 +162,24 @@ export class OperationIndex {
       ),
     ];
     const filter = conditions.join(' and ');
+    const pages = table
+      .listEntities<Omit<IndexEntry, 'rowKey'>>({ queryOptions: { filter } })
+      .byPage({ maxPageSize: query.pageSize ?? 1000 });
     try {
-      for await (const e of table.listEntities<Omit<IndexEntry, 'rowKey'>>({ queryOptions: { filter } })) {
-        yield {
-          rowKey: e.rowKey!,
-          operationId: e.operationId,
-          requestId: e.requestId,
-          customerKey: e.customerKey,
-          seq: e.seq,
-          channel: e.channel,
-          type: e.type,
-          ...(e.code ? { code: e.code } : {}),
-          ...(e.failedAt ? { failedAt: e.failedAt } : {}),
-        };
-      }
+      for await (const page of pages)
+        for (const e of page) {
+          yield {
+            rowKey: e.rowKey!,
+            operationId: e.operationId,
+            requestId: e.requestId,
+            customerKey: e.customerKey,
+            seq: e.seq,
+            channel: e.channel,
+            type: e.type,
+            ...(e.code ? { code: e.code } : {}),
+            ...(e.failedAt ? { failedAt: e.failedAt } : {}),
+          };
+        }
     } catch (error) {
       if (!hasStatus(error, 404)) throw error; // no table for that day: nothing happened then
     }
@@ -168,10 +192,11 @@ export class OperationIndex {
 
   /** Removes an operation's day entries (both views). */
   async remove(day: string, entry: IndexEntry): Promise<void> {
-    const table = this.tables.dynamic(`Ops${day}`);
+    const writer = this.tables.batcher(`Ops${day}`);
+    const bucket = bucketOf(entry.rowKey);
     await Promise.all(
-      ['all', `ch|${entry.channel}`].map((pk) =>
-        table.deleteEntity(pk, entry.rowKey).catch((error: unknown) => {
+      [allView, channelView(entry.channel)].map((view) =>
+        writer.delete(view + bucket, entry.rowKey).catch((error: unknown) => {
           if (!hasStatus(error, 404)) throw error;
         }),
       ),
@@ -194,7 +219,7 @@ export class OperationIndex {
   }
 }
 
-function entryOf(op: Operation): TableEntity {
+function entryOf(op: Operation): TableEntity & { rowKey: string } {
   return {
     partitionKey: '',
     rowKey: indexRowKey(op),

@@ -1,6 +1,7 @@
 import { odata, type TableClient } from '@azure/data-tables';
 
 import { hasStatus, shardName, shardOf, SHARDS } from './tables';
+import type { WriteBatcher } from './write-batcher';
 
 /**
  * Table `PendingCustomers` — PartitionKey `shard-00`..`shard-15` (hash of the customer key), RowKey = customer
@@ -19,13 +20,19 @@ export interface PendingEntry {
 }
 
 export class PendingIndex {
-  constructor(private readonly table: TableClient) {}
+  constructor(
+    private readonly table: TableClient,
+    private readonly writer: WriteBatcher,
+  ) {}
 
-  async mark(customerKey: string, now: Date, nextAttemptAt?: string): Promise<void> {
-    await this.table.upsertEntity(
-      { partitionKey: shardOf(customerKey), rowKey: customerKey, updatedAt: now.toISOString(), nextAttemptAt },
-      'Replace',
-    );
+  /** Lists the customer (again); returns the entry's ETag, which the doorbell carries to the processor. */
+  async mark(customerKey: string, now: Date, nextAttemptAt?: string): Promise<string | undefined> {
+    return this.writer.upsert({
+      partitionKey: shardOf(customerKey),
+      rowKey: customerKey,
+      updatedAt: now.toISOString(),
+      nextAttemptAt,
+    });
   }
 
   async get(customerKey: string): Promise<PendingEntry | undefined> {
@@ -41,8 +48,8 @@ export class PendingIndex {
     }
   }
 
-  /** Clears the entry only if nobody marked it since it was read. */
-  async clear(entry: PendingEntry): Promise<void> {
+  /** Clears the entry only if nobody marked it since the version with this ETag. */
+  async clear(entry: Pick<PendingEntry, 'customerKey' | 'etag'>): Promise<void> {
     try {
       await this.table.deleteEntity(shardOf(entry.customerKey), entry.customerKey, { etag: entry.etag });
     } catch (error) {

@@ -5,7 +5,10 @@ import {
   type TableClient,
   type TableEntity,
   TableServiceClient,
+  type TableServiceClientOptions,
 } from '@azure/data-tables';
+
+import { WriteBatcher } from './write-batcher';
 
 /**
  * Every table the app uses. One place knows their names so a prefix (TABLE_PREFIX) can give tests and
@@ -27,12 +30,15 @@ export type TableName = keyof typeof TABLE_NAMES;
 
 export class TableSet {
   private readonly clients = new Map<string, TableClient>();
+  private readonly batchers = new Map<string, WriteBatcher>();
   private service?: TableServiceClient;
   private created?: Promise<void>;
 
   constructor(
     private readonly connectionString: string,
     private readonly prefix = '',
+    /** Extra client options, e.g. a pipeline policy that meters requests (the benchmark's). */
+    private readonly clientOptions: TableServiceClientOptions = {},
   ) {}
 
   get(name: TableName): TableClient {
@@ -49,6 +55,16 @@ export class TableSet {
     return client;
   }
 
+  /** The table's group-commit writer: one per table and process, so concurrent requests share transactions. */
+  batcher(name: string): WriteBatcher {
+    let batcher = this.batchers.get(name);
+    if (!batcher) {
+      batcher = new WriteBatcher(this.dynamic(name));
+      this.batchers.set(name, batcher);
+    }
+    return batcher;
+  }
+
   /** Names (without the prefix) of the run-time tables whose name starts with `stem`, e.g. every `Ops<day>`. */
   async listDynamic(stem: string): Promise<string[]> {
     this.service ??= TableServiceClient.fromConnectionString(this.connectionString, this.options);
@@ -62,7 +78,7 @@ export class TableSet {
   }
 
   private get options() {
-    return { allowInsecureConnection: isLocalEndpoint(this.connectionString) };
+    return { ...this.clientOptions, allowInsecureConnection: isLocalEndpoint(this.connectionString) };
   }
 
   async dropDynamic(name: string): Promise<void> {

@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 import { inject } from 'vitest';
 
-import { freePort } from '../../local/ports';
+import { launchHost } from '../../local/host-process';
 import { localSettings } from '../../local/settings';
 import { signDevToken } from '../../shared/http/auth';
 import { uniqueName } from '../support';
@@ -41,7 +41,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     CUSTOMER_OPERATIONS_QUEUE: `q-${prefix}`,
     ...overrides,
   };
-  let child = await launch(settings);
+  let child = await launchHost(settings);
   const port = Number(new URL(child.baseUrl).port);
   const stack: Stack = {
     baseUrl: child.baseUrl,
@@ -66,39 +66,10 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     stop: () => stopProcess(child.process, 'SIGTERM'),
     kill: () => stopProcess(child.process, 'SIGKILL'),
     restart: async () => {
-      child = await launch(settings, port);
+      child = await launchHost(settings, port);
     },
   };
   return stack;
-}
-
-async function launch(settings: Record<string, string>, port?: number) {
-  const hostPort = port ?? (await freePort());
-  const child = spawn(
-    process.execPath,
-    [join(root, 'dist/local/host/main.js'), '--app', root, '--port', String(hostPort)],
-    {
-      cwd: root,
-      env: { ...process.env, ...settings },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const baseUrl = `http://127.0.0.1:${hostPort}/api`;
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`host exited with ${child.exitCode}:\n${output}`);
-    try {
-      if ((await fetch(`${baseUrl}/health`)).ok) return { process: child, baseUrl };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`host did not become healthy:\n${output}`);
 }
 
 function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {

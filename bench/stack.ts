@@ -1,0 +1,82 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { type Azurite, startAzurite } from '../local/azurite';
+import { type HostProcess, launchHost } from '../local/host-process';
+import { freePort } from '../local/ports';
+import { stopChild } from '../local/processes';
+import { projectRoot } from '../local/root';
+import { localSettings } from '../local/settings';
+import { signDevToken } from '../shared/http/auth';
+
+const root = projectRoot();
+
+export interface BenchStack {
+  baseUrl: string;
+  settings: Record<string, string>;
+  token(role: 'Channel' | 'Sync.Reader' | 'Sync.Operator', channel?: string): string;
+  /** The host process's peak resident set size so far (VmHWM), in MiB. */
+  hostPeakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The local stack as `npm start -- --in-memory` runs it — Azurite in memory, the development broker and the
+ * local Functions host, each its own process — on free ports, so a benchmark never meets leftover data.
+ */
+export async function startBenchStack(): Promise<BenchStack> {
+  const azurite: Azurite = await startAzurite();
+  const brokerPort = await freePort();
+  const broker = spawn(process.execPath, [join(root, 'dist/local/broker/main.js'), '--port', String(brokerPort)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const serviceBus = await firstLineMatching(broker, /^Endpoint=sb:/);
+  const settings: Record<string, string> = {
+    ...localSettings(root),
+    STORAGE_CONNECTION_STRING: azurite.connectionString,
+    SERVICEBUS_CONNECTION: serviceBus,
+    TABLE_PREFIX: 'bench',
+    CUSTOMER_OPERATIONS_QUEUE: 'bench-customer-operations',
+  };
+  let host: HostProcess;
+  try {
+    host = await launchHost(settings);
+  } catch (error) {
+    await Promise.all([stopChild(broker), azurite.close()]);
+    throw error;
+  }
+  return {
+    baseUrl: host.baseUrl,
+    settings,
+    token: (role, channel) =>
+      signDevToken(settings.AUTH_DEV_SECRET!, {
+        iss: settings.AUTH_ISSUER!,
+        aud: settings.AUTH_AUDIENCE!,
+        roles: [role],
+        ...(channel ? { channel } : {}),
+      }),
+    hostPeakRssMb: () => {
+      const status = readFileSync(`/proc/${host.process.pid}/status`, 'utf8');
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+      return Math.round(kb / 1024);
+    },
+    stop: async () => {
+      await stopChild(host.process);
+      await stopChild(broker);
+      await azurite.close();
+    },
+  };
+}
+
+function firstLineMatching(child: ChildProcess, pattern: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const line = buffered.split('\n').find((l) => pattern.test(l.trim()));
+      if (line) resolve(line.trim());
+    });
+  });
+}

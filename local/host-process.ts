@@ -1,0 +1,41 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+import { freePort } from './ports';
+import { projectRoot } from './root';
+
+const root = projectRoot();
+
+export interface HostProcess {
+  process: ChildProcess;
+  baseUrl: string;
+}
+
+/**
+ * Starts the compiled app in the local Functions host as a child process with these settings as its
+ * environment, and waits until its health endpoint answers. Used by the end-to-end tests and the benchmark.
+ */
+export async function launchHost(settings: Record<string, string>, port?: number): Promise<HostProcess> {
+  const hostPort = port ?? (await freePort());
+  const child = spawn(
+    process.execPath,
+    [join(root, 'dist/local/host/main.js'), '--app', root, '--port', String(hostPort)],
+    { cwd: root, env: { ...process.env, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const baseUrl = `http://127.0.0.1:${hostPort}/api`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`host exited with ${child.exitCode}:\n${output}`);
+    try {
+      if ((await fetch(`${baseUrl}/health`)).ok) return { process: child, baseUrl };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`host did not become healthy:\n${output}`);
+}
