@@ -127,7 +127,6 @@ function customerHistory(i: number, start: number): { record: CustomerRecord; op
     version: appliedThrough,
     nextSeq: OPS_PER_CUSTOMER + 1,
     appliedThrough,
-    publishedThrough: appliedThrough,
   };
   return { record, operations };
 }

@@ -52,10 +52,27 @@ export interface Operation {
   history: HistoryEntry[];
 }
 
+/** What a listing shows of an operation (API.md, *OperationSummary*). */
+export type ListedOperation = Pick<
+  Operation,
+  | 'operationId'
+  | 'channel'
+  | 'type'
+  | 'customerAccount'
+  | 'asyncCustomerAccount'
+  | 'operationTimestamp'
+  | 'status'
+  | 'changeDescription'
+  | 'lastError'
+>;
+
+/** An operation without its bulk (attribute grid, history, submitted values): what listings show and filter. */
+export type OperationSummary = Omit<Operation, 'attributes' | 'history' | 'submitted'>;
+
 /**
  * The HQ customer master record plus the per-customer bookkeeping that must change atomically with it:
  * `nextSeq` numbers new operations, `appliedThrough` is the last operation applied (operations apply strictly
- * in order), `publishedThrough` the last one written to the channel feed (the outbox marker).
+ * in order).
  */
 export interface CustomerRecord {
   customerKey: string;
@@ -65,7 +82,6 @@ export interface CustomerRecord {
   version: number;
   nextSeq: number;
   appliedThrough: number;
-  publishedThrough: number;
   updatedAt?: string;
 }
 

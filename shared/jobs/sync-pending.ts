@@ -1,5 +1,6 @@
 import type { Doorbell } from '../messaging/doorbell';
 import type { SyncContext } from '../operations/context';
+import { feedEntry } from '../operations/process';
 
 /**
  * The safety net behind the doorbells (the back office's "synchronize customers and channel requests" job):
@@ -27,7 +28,7 @@ export async function syncPendingOperations(
       due.push({ customerKey: entry.customerKey, pending: entry.etag });
     }
   }
-  const markersCleared = await sweepFeedMarkers(ctx, now, due);
+  const markersCleared = await sweepFeedMarkers(ctx, now);
   await ctx.doorbell.ring(due);
   return {
     counts: { pendingCustomers, rerung: due.length, retriesDue, markersCleared },
@@ -41,21 +42,31 @@ export async function syncPendingOperations(
 const STALE_MARKER_MS = 2 * 60_000;
 
 /**
- * Removes feed in-flight markers left by crashed rounds once their customer's feed has caught up (nothing
- * applied but unpublished); a customer that has not caught up is rung, so its next round republishes first.
+ * Finishes the rounds that crashed between their commit and their feed entries: the marker names the
+ * operations the round may have applied, and every one of them that is Synced gets its entry written again
+ * (under its original key, so an entry that did land stays single). Only then does the marker go, so until
+ * now readers have held back and no cursor has moved past those entries. Their index entries are written
+ * again too, so listings show the state the round committed.
  */
-async function sweepFeedMarkers(ctx: SyncContext, now: Date, due: Doorbell[]): Promise<number> {
+async function sweepFeedMarkers(ctx: SyncContext, now: Date): Promise<number> {
   const staleBefore = new Date(now.getTime() - STALE_MARKER_MS).toISOString();
   let cleared = 0;
   for (const marker of await ctx.store.feedInFlight.list()) {
     if (marker.at > staleBefore) continue;
     const record = await ctx.store.customers.getRecord(marker.customerKey);
-    if (!record || record.value.publishedThrough >= record.value.appliedThrough) {
-      await ctx.store.feedInFlight.end(marker);
-      cleared++;
-    } else if (!due.some((d) => d.customerKey === marker.customerKey)) {
-      due.push({ customerKey: marker.customerKey });
+    const entries = [];
+    const indexed = [];
+    for (let seq = marker.fromSeq; record && seq <= marker.toSeq; seq++) {
+      const op = await ctx.store.customers.getOperation(marker.customerKey, seq);
+      if (!op) continue;
+      indexed.push(op.value);
+      // The per-operation customer snapshot is not kept; the repaired entry carries the customer as it is now.
+      if (op.value.status === 'Synced' && op.value.appliedAt)
+        entries.push(feedEntry(record.value, seq, op.value.appliedAt));
     }
+    await Promise.all([ctx.store.feed.append(entries), ...indexed.map((op) => ctx.store.operationIndex.put(op))]);
+    await ctx.store.feedInFlight.end(marker);
+    cleared++;
   }
   return cleared;
 }

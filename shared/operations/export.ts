@@ -1,4 +1,4 @@
-import type { Operation } from '../domain/operation';
+import type { ListedOperation } from '../domain/operation';
 import type { SyncContext } from './context';
 import type { OperationFilter } from './filter';
 import { listOperations, type OperationPage } from './list';
@@ -36,7 +36,7 @@ export async function operationsCsv(ctx: SyncContext, filter: OperationFilter): 
   })();
 }
 
-const row = (op: Operation) => [
+const row = (op: ListedOperation) => [
   op.operationId,
   op.channel,
   op.type,

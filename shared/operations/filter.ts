@@ -4,7 +4,7 @@ import { z } from 'zod';
 
 import { attributeName } from '../domain/customer';
 import { DomainError } from '../domain/errors';
-import { type Operation, OPERATION_STATUSES, OPERATION_TYPES } from '../domain/operation';
+import { type Operation, OPERATION_STATUSES, OPERATION_TYPES, type OperationSummary } from '../domain/operation';
 
 /** Customer fields an operator can filter on or repair, as attribute paths. */
 const TOP_LEVEL = [
@@ -103,7 +103,7 @@ export function toFilter(raw: RawFilter): OperationFilter {
 }
 
 /** Whether an operation (read from the Customers table) satisfies the whole filter. */
-export function matches(op: Operation, filter: OperationFilter, customerKey?: string): boolean {
+export function matches(op: OperationSummary, filter: OperationFilter, customerKey?: string): boolean {
   if (filter.channel && op.channel !== filter.channel) return false;
   if (filter.status && op.status !== filter.status) return false;
   if (filter.type && op.type !== filter.type) return false;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 import { DomainError } from '../domain/errors';
-import type { Operation } from '../domain/operation';
+import type { ListedOperation } from '../domain/operation';
 import { entryIsFor, type IndexEntry, type IndexQuery } from '../storage/operation-index';
 import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
@@ -23,7 +23,7 @@ const READ_BUDGET = 2000;
 const MAX_WINDOW_DAYS = 400;
 
 export interface OperationPage {
-  items: Operation[];
+  items: ListedOperation[];
   continuationToken?: string;
 }
 
@@ -40,9 +40,9 @@ type Token = z.infer<typeof tokenSchema>;
 
 /**
  * One page of operations, newest first. The query is driven by its most selective indexed filter:
- * a customer account (that customer's partition), status=Failed (the failed index), else the per-day index
- * (the channel's partition when a channel is given), walking days from `to` back to `from`. Every other filter
- * is checked by the service inside the partition (type, fields) or on the operation itself (status, time).
+ * a customer account (that customer's partition), status=Failed (the failed index, each candidate checked
+ * against its operation), else the per-day index (the channel's partitions when a channel is given), walking
+ * days from `to` back to `from`; its entries are the list items, every filter evaluated by the service.
  */
 export async function listOperations(
   ctx: SyncContext,
@@ -53,7 +53,7 @@ export async function listOperations(
   await ctx.store.tables.ensureCreated();
   const fingerprint = filterFingerprint(filter);
   const token = continuationToken === undefined ? undefined : decodeToken(continuationToken, fingerprint);
-  const items: Operation[] = [];
+  const items: ListedOperation[] = [];
   let next: Token | undefined;
 
   if (filter.customerAccount || filter.asyncCustomerAccount) {
@@ -66,10 +66,10 @@ export async function listOperations(
     while (seq >= 1 && items.length < top && budget > 0) {
       budget -= READ_AHEAD;
       const seqs = Array.from({ length: Math.min(READ_AHEAD, seq) }, (_, i) => seq - i);
-      const ops = await Promise.all(seqs.map((s) => ctx.store.customers.getOperation(customerKey, s)));
+      const ops = await Promise.all(seqs.map((s) => ctx.store.customers.getOperationSummary(customerKey, s)));
       for (const [i, op] of ops.entries()) {
         seq = seqs[i]! - 1;
-        if (op && matches(op.value, filter, customerKey)) items.push(op.value);
+        if (op && matches(op, filter, customerKey)) items.push(op);
         if (items.length === top) break;
       }
     }
@@ -83,9 +83,8 @@ export async function listOperations(
       type: filter.type,
       channel: filter.channel,
       code: filter.code,
+      ...(failedIndex ? {} : { status: filter.status }),
       fields: filter.fields,
-      // As many index entries per request as the page has items: every entry fetched costs a read.
-      pageSize: top,
     };
     const days = failedIndex ? [''] : daysDescending(window.from, window.to);
     const budget = { reads: READ_BUDGET };
@@ -93,11 +92,12 @@ export async function listOperations(
     if (startAt < 0) throw invalidToken();
     for (const day of days.slice(startAt)) {
       const after = token?.d === 'index' && token.day === day ? token.rk : undefined;
-      const entries =
+      // Fetch as many index entries per request as the page still needs items: every entry costs a read.
+      const dayQuery = { ...query, after, pageSize: top - items.length };
+      const last =
         day === ''
-          ? ctx.store.operationIndex.failed({ ...query, after })
-          : ctx.store.operationIndex.day(day, { ...query, after });
-      const last = await collect(ctx, entries, filter, top, items, budget);
+          ? await collect(ctx, ctx.store.operationIndex.failed(dayQuery), filter, top, items, budget)
+          : await take(ctx.store.operationIndex.day(day, dayQuery), top, items);
       if (last !== undefined) {
         next = { d: 'index', f: fingerprint, day, rk: last };
         break;
@@ -112,13 +112,22 @@ export async function* allOperations(
   ctx: SyncContext,
   filter: OperationFilter,
   pageSize = 500,
-): AsyncIterable<Operation> {
+): AsyncIterable<ListedOperation> {
   let token: string | undefined;
   do {
     const page = await listOperations(ctx, filter, pageSize, token);
     yield* page.items;
     token = page.continuationToken;
   } while (token);
+}
+
+/** Day-index entries are the items: takes them up to `top`; the RowKey of the one that filled the page. */
+async function take(entries: AsyncIterable<IndexEntry>, top: number, items: ListedOperation[]) {
+  for await (const entry of entries) {
+    items.push(entry.item);
+    if (items.length === top) return entry.rowKey;
+  }
+  return undefined;
 }
 
 /**
@@ -132,15 +141,15 @@ async function collect(
   entries: AsyncIterable<IndexEntry>,
   filter: OperationFilter,
   top: number,
-  items: Operation[],
+  items: ListedOperation[],
   budget: { reads: number },
 ): Promise<string | undefined> {
   let batch: IndexEntry[] = [];
   const flush = async (): Promise<string | undefined> => {
     budget.reads -= batch.length;
-    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperation(e.customerKey, e.seq)));
+    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperationSummary(e.customerKey, e.seq)));
     for (const [i, entry] of batch.entries()) {
-      const op = ops[i]?.value;
+      const op = ops[i];
       // An entry whose operation never landed, or that a retried submit left behind, is not this operation's.
       if (op && entryIsFor(entry, op) && matches(op, filter)) items.push(op);
       if (items.length === top) return entry.rowKey;

@@ -71,13 +71,17 @@ async function processRound(ctx: SyncContext, customerKey: string, run: Run): Pr
     ctx.log(`Doorbell for unknown customer ${customerKey} ignored.`);
     return 'done';
   }
-  if (record.value.publishedThrough < record.value.appliedThrough) return republish(ctx, record);
   if (operations.length === 0) return 'done';
 
   // The marker goes in before any feed time is stamped, so readers hold back until this round has published.
   // If the round throws, the marker stays: the commit may have landed without its feed entries, and the
-  // sync-pending job removes the marker once that customer's feed has caught up.
-  const marker = await store.feedInFlight.begin(customerKey, ctx.clock());
+  // sync-pending job writes them from the operations the marker names before it removes the marker.
+  const marker = await store.feedInFlight.begin(
+    customerKey,
+    ctx.clock(),
+    operations[0]!.value.seq,
+    operations.at(-1)!.value.seq,
+  );
   const round = await applyOperations(ctx, record, operations, run);
   await store.feedInFlight.end(marker);
   return round;
@@ -161,24 +165,24 @@ async function applyOperations(
   // the status) rather than a failure nobody can find.
   const failed = touched.filter((t) => t.value.status === 'Failed').map((t) => t.value);
   await Promise.all(failed.map((op) => store.operationIndex.putFailed(op)));
-  let etag: string;
   try {
-    etag = await store.customers.commit({ value: next, etag: record.etag }, touched);
+    await store.customers.commit({ value: next, etag: record.etag }, touched);
   } catch (error) {
     if (hasStatus(error, 409, 412)) return 'conflict';
     throw error;
   }
 
-  // After the commit, errors propagate: the doorbell is redelivered and the next round repairs the feed.
+  // After the commit, errors propagate and leave the round's marker for the sync-pending job to repair from.
   const emailNow = next.customer && normalizeEmail(next.customer.email);
   await Promise.all([
-    feed.length > 0 ? publish(ctx, { value: next, etag }, feed) : undefined,
+    store.feed.append(feed),
+    ...touched.map((t) => store.operationIndex.put(t.value)),
     emailAtStart && emailAtStart !== emailNow ? releaseEmail(ctx, emailAtStart, next.customerKey) : undefined,
   ]);
   return operations.length === BATCH && !blocker ? 'more' : 'done';
 }
 
-const feedEntry = (record: CustomerRecord, seq: number, changedAt: string): FeedEntry => ({
+export const feedEntry = (record: CustomerRecord, seq: number, changedAt: string): FeedEntry => ({
   customerKey: record.customerKey,
   seq,
   customerAccount: record.customerAccount!,
@@ -186,45 +190,6 @@ const feedEntry = (record: CustomerRecord, seq: number, changedAt: string): Feed
   customer: record.customer!,
   changedAt,
 });
-
-/**
- * Feed entries are written after the commit (the outbox pattern): `publishedThrough` says how far the feed is
- * known to be written. Their keys are fixed by the operation, so writing them twice leaves one entry.
- */
-async function publish(ctx: SyncContext, record: Versioned<CustomerRecord>, entries: FeedEntry[]): Promise<boolean> {
-  await ctx.store.feed.append(entries);
-  const { appliedThrough, publishedThrough } = record.value;
-  if (publishedThrough >= appliedThrough) return true;
-  try {
-    await ctx.store.customers.updateRecord({
-      value: { ...record.value, publishedThrough: appliedThrough },
-      etag: record.etag,
-    });
-    return true;
-  } catch (error) {
-    // A submit changed the record meanwhile; the next round finds the marker behind and writes the entries again.
-    if (!hasStatus(error, 409, 412)) throw error;
-    return false;
-  }
-}
-
-/**
- * A round committed but did not finish publishing (a crash, or a submit raced the marker update): write the
- * missing entries again under their original keys. The round's in-flight marker (left behind on a crash)
- * kept readers from passing them, so each is delivered exactly once; the sync-pending job removes such a
- * marker once the customer's feed has caught up.
- */
-async function republish(ctx: SyncContext, record: Versioned<CustomerRecord>): Promise<Round> {
-  const { publishedThrough, appliedThrough, customerKey } = record.value;
-  const entries: FeedEntry[] = [];
-  for (let seq = publishedThrough + 1; seq <= appliedThrough; seq++) {
-    const op = await ctx.store.customers.getOperation(customerKey, seq);
-    // The per-operation customer snapshot is not kept; the repaired entry carries the customer as it is now.
-    if (op?.value.status === 'Synced' && op.value.appliedAt)
-      entries.push(feedEntry(record.value, seq, op.value.appliedAt));
-  }
-  return (await publish(ctx, record, entries)) ? 'more' : 'conflict';
-}
 
 function fail(op: Operation, violation: HqViolation, at: string): void {
   op.status = 'Failed';
@@ -334,6 +299,7 @@ async function recordTransientFailure(
     if (hasStatus(commitError, 409, 412)) return 'conflict';
     throw commitError;
   }
+  await ctx.store.operationIndex.put(op);
   if (op.nextAttemptAt) {
     run.result.retryAt = op.nextAttemptAt;
     const pending = await ctx.store.pending.mark(op.customerKey, now, op.nextAttemptAt);

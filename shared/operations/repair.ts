@@ -1,7 +1,7 @@
 import { applyChanges, attributeGrid, type AttributeValue, type Changes, unflatten } from '../domain/changes';
 import { customerPatchSchema, customerSchema } from '../domain/customer';
 import { DomainError } from '../domain/errors';
-import type { Operation } from '../domain/operation';
+import type { Operation, OperationSummary } from '../domain/operation';
 import { fieldErrors } from '../http/request';
 import type { Versioned } from '../storage/customer-store';
 import { entryIsFor, type IndexEntry, indexRowKey } from '../storage/operation-index';
@@ -47,15 +47,19 @@ export async function editFailedOperation(
   }));
   const described = edited.map((e) => `${e.name}: ${show(e.oldValue)} → ${show(e.newValue)}`);
   op.history.push({ at, status: 'Failed', detail: `Edited ${described.join('; ')}`, by, edits: edited });
-  // The index carries the values for field filters. Written first: if the update then fails, the index only
-  // offers a candidate that the list checks against the operation itself.
-  await Promise.all([ctx.store.operationIndex.put(op), ctx.store.operationIndex.putFailed(op)]);
+  // The failed index carries the values for field filters too. Written first: if the update then fails, it
+  // only offers a candidate that the list checks against the operation. The day entry, which listings show as
+  // it is, follows the operation.
+  await ctx.store.operationIndex.putFailed(op);
+  let newEtag: string;
   try {
-    return { value: op, etag: await ctx.store.customers.updateOperation({ value: op, etag }) };
+    newEtag = await ctx.store.customers.updateOperation({ value: op, etag });
   } catch (error) {
     if (hasStatus(error, 412)) throw etagMismatch();
     throw error;
   }
+  await ctx.store.operationIndex.put(op);
+  return { value: op, etag: newEtag };
 }
 
 /** Resyncs one operation (Failed → Pending); the reason it was skipped otherwise. */
@@ -85,7 +89,10 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
       if (hasStatus(error, 412)) continue; // changed meanwhile (another operator, the processor): look again
       throw error;
     }
-    await ctx.store.operationIndex.removeFailed(indexRowKey(op), failedAt);
+    await Promise.all([
+      ctx.store.operationIndex.put(op),
+      ctx.store.operationIndex.removeFailed(indexRowKey(op), failedAt),
+    ]);
     await ring(ctx, { customerKey: op.customerKey, pending });
     return undefined;
   }
@@ -142,12 +149,12 @@ export async function resyncMany(
  */
 export async function listFailures(ctx: SyncContext) {
   await ctx.store.tables.ensureCreated();
-  const groups = new Map<string, { code: string; count: number; channels: Set<string>; example?: Operation }>();
+  const groups = new Map<string, { code: string; count: number; channels: Set<string>; example?: OperationSummary }>();
   let batch: IndexEntry[] = [];
   const flush = async () => {
-    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperation(e.customerKey, e.seq)));
+    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperationSummary(e.customerKey, e.seq)));
     for (const [i, entry] of batch.entries()) {
-      const op = ops[i]?.value;
+      const op = ops[i];
       if (!op || !entryIsFor(entry, op) || op.status !== 'Failed') {
         if (!op || op.status !== 'Failed') await ctx.store.operationIndex.removeFailed(entry.rowKey, entry.failedAt);
         continue;

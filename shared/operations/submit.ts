@@ -57,20 +57,25 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       version: 0,
       nextSeq: 2,
       appliedThrough: 0,
-      publishedThrough: 0,
       updatedAt: now.toISOString(),
     };
-    // Both before the insert: an index entry whose operation never lands (or carries another request id) is
-    // skipped by readers, while an operation missing from them could not be found or would never be rung.
-    [pending] = await Promise.all([ctx.store.pending.mark(customerKey, now), ctx.store.operationIndex.put(operation)]);
+    // Listed as pending before the insert, so an operation is always rung, even if this process dies next.
+    pending = await ctx.store.pending.mark(customerKey, now);
     try {
       await ctx.store.customers.insertNew(record, operation);
+      // Indexed after the insert, so the index never lists an operation that does not exist; if this process
+      // dies first, processing the operation indexes it.
+      await ctx.store.operationIndex.put(operation);
       break;
     } catch (error) {
       if (!hasStatus(error, 409)) throw error;
       // Already there: a replayed idempotent request, or the SDK retrying a commit that did land (its first
       // answer was lost). Otherwise a (50-bit) collision with another customer: take a new account.
-      if (input.idempotency || (await isOurs(ctx, customerKey, 1, requestId))) break;
+      if (input.idempotency) break;
+      if (await isOurs(ctx, customerKey, 1, requestId)) {
+        await ctx.store.operationIndex.put(operation);
+        break;
+      }
       if (attempt >= 3) throw error;
       customerKey = newAsyncCustomerAccount();
     }
@@ -106,15 +111,18 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
     const operation = newOperation(customerKey, seq, 'Update', input, changes, now, requestId);
     operation.asyncCustomerAccount = record.value.asyncCustomerAccount;
     operation.customerAccount = record.value.customerAccount;
-    await ctx.store.operationIndex.put(operation);
     try {
       await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation);
+      await ctx.store.operationIndex.put(operation);
       break;
     } catch (error) {
       if (!hasStatus(error, 409, 412) || attempt >= 20) throw error;
       // Our own commit may have landed with its answer lost (the SDK retried it); otherwise someone else
       // changed the record since it was read: read it again.
-      if (await isOurs(ctx, customerKey, seq, requestId)) break;
+      if (await isOurs(ctx, customerKey, seq, requestId)) {
+        await ctx.store.operationIndex.put(operation);
+        break;
+      }
       const fresh = await ctx.store.customers.getRecord(customerKey);
       if (!fresh) throw error;
       record = fresh;

@@ -1,7 +1,7 @@
-import type { Operation } from '../domain/operation';
+import type { ListedOperation, Operation } from '../domain/operation';
 
 /** The API's shapes (API.md). One mapping, so list, detail, failures and exports cannot drift apart. */
-export function toSummary(op: Operation) {
+export function toSummary(op: ListedOperation) {
   return {
     operationId: op.operationId,
     channel: op.channel,

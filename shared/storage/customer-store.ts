@@ -8,6 +8,7 @@ import {
   type LastError,
   type Operation,
   operationIdOf,
+  type OperationSummary,
   seqRowKey,
 } from '../domain/operation';
 import { getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
@@ -43,6 +44,12 @@ export class CustomerStore {
   async getOperation(customerKey: string, seq: number): Promise<Versioned<Operation> | undefined> {
     const entity = await getOrUndefined(this.table, customerKey, seqRowKey(seq));
     return entity && { value: toOperation(entity), etag: entity.etag };
+  }
+
+  /** An operation's summary: a point read that leaves its bulk (grid, history) in storage. */
+  async getOperationSummary(customerKey: string, seq: number): Promise<OperationSummary | undefined> {
+    const entity = await getOrUndefined(this.table, customerKey, seqRowKey(seq), SUMMARY_PROPERTIES);
+    return entity && toOperation(entity);
   }
 
   /**
@@ -84,17 +91,13 @@ export class CustomerStore {
   }
 
   /**
-   * Writes the record and operations together or not at all, and returns the record's new ETag. Each
-   * operation is written with its own ETag, so an operator's edit that lands in between fails the commit.
+   * Writes the record and operations together or not at all. Each operation is written with its own ETag,
+   * so an operator's edit that lands in between fails the commit.
    */
-  async commit(record: Versioned<CustomerRecord>, operations: Versioned<Operation>[]): Promise<string> {
+  async commit(record: Versioned<CustomerRecord>, operations: Versioned<Operation>[]): Promise<void> {
     const actions: TransactionAction[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
     for (const op of operations) actions.push(['update', fromOperation(op.value), 'Replace', { etag: op.etag }]);
-    const response = await this.table.submitTransaction(actions);
-    // Update sub-responses carry no RowKey, so the record's ETag is found by position (it is the first action).
-    const etag = response.subResponses[0]?.etag;
-    if (!etag) throw new Error('The transaction response carries no ETag for the customer record.');
-    return etag;
+    await this.table.submitTransaction(actions);
   }
 
   async updateOperation(operation: Versioned<Operation>): Promise<string> {
@@ -121,6 +124,28 @@ export class CustomerStore {
   }
 }
 
+/** What a summary read selects: every property but the bulk ones (JSON split over up to 18 chunks). */
+const SUMMARY_PROPERTIES = [
+  'PartitionKey',
+  'RowKey',
+  'seq',
+  'requestId',
+  'channel',
+  'type',
+  'asyncCustomerAccount',
+  'customerAccount',
+  'operationTimestamp',
+  'status',
+  'changeDescription',
+  'attempts',
+  'nextAttemptAt',
+  'waitingOn',
+  'appliedAt',
+  'lastError',
+  'changes',
+  ...Array.from({ length: 17 }, (_, i) => `changes_${i + 1}`),
+];
+
 /** An entity as the SDK returns it from reads and queries. */
 type Entity = Record<string, unknown> & { partitionKey?: string; rowKey?: string };
 
@@ -133,7 +158,6 @@ function fromRecord(r: CustomerRecord): TableEntity {
     version: r.version,
     nextSeq: r.nextSeq,
     appliedThrough: r.appliedThrough,
-    publishedThrough: r.publishedThrough,
     updatedAt: r.updatedAt,
     ...(r.customer ? packJson('customer', r.customer) : {}),
   };
@@ -148,7 +172,6 @@ function toRecord(e: Entity): CustomerRecord {
     version: e.version as number,
     nextSeq: e.nextSeq as number,
     appliedThrough: e.appliedThrough as number,
-    publishedThrough: e.publishedThrough as number,
     updatedAt: e.updatedAt as string | undefined,
   };
 }

@@ -2,16 +2,20 @@ import { randomUUID } from 'node:crypto';
 
 import { odata, type TableClient } from '@azure/data-tables';
 
-import { hasStatus, shardName, shardOf, SHARDS } from './tables';
+import { hasStatus, shardName, shardOf } from './tables';
 import type { WriteBatcher } from './write-batcher';
 
 /**
  * Table `FeedInFlight` — PartitionKey `shard-NN` (hash of the customer key), RowKey `<customer key>|<round id>`
- * → { at }. A processing round writes its marker before it stamps feed times and deletes it after its feed
- * entries are written. Readers never read past the oldest marker, so an entry stamped at T but written a little
- * later (a slow round, or one repaired after a crash) is never skipped by a cursor that already moved past T.
- * A marker left by a crash holds the feed back until the sync-pending job sees the customer's feed caught up.
+ * → { at, fromSeq, toSeq }. A processing round writes its marker before it stamps feed times and deletes it
+ * after its feed entries are written (the feed's outbox). Readers never read past the oldest marker, so an
+ * entry stamped at T but written a little later (a slow round, or one repaired after a crash) is never skipped
+ * by a cursor that already moved past T. A marker left by a crash names the operations its round may have
+ * applied; the sync-pending job writes their entries again and then removes it.
  */
+/** Markers live only while a round runs (a few dozen at a time): two shards keep their transactions big. */
+const SHARDS = 2;
+
 export interface InFlightMarker {
   partitionKey: string;
   rowKey: string;
@@ -20,6 +24,8 @@ export interface InFlightMarker {
 export interface StoredMarker extends InFlightMarker {
   customerKey: string;
   at: string;
+  fromSeq: number;
+  toSeq: number;
 }
 
 export class FeedInFlight {
@@ -28,9 +34,10 @@ export class FeedInFlight {
     private readonly writer: WriteBatcher,
   ) {}
 
-  async begin(customerKey: string, at: Date): Promise<InFlightMarker> {
-    const marker = { partitionKey: shardOf(customerKey), rowKey: `${customerKey}|${randomUUID()}` };
-    await this.writer.upsert({ ...marker, at: at.toISOString() });
+  /** Marks a round about to apply (some of) the operations fromSeq..toSeq. */
+  async begin(customerKey: string, at: Date, fromSeq: number, toSeq: number): Promise<InFlightMarker> {
+    const marker = { partitionKey: shardOf(customerKey, SHARDS), rowKey: `${customerKey}|${randomUUID()}` };
+    await this.writer.upsert({ ...marker, at: at.toISOString(), fromSeq, toSeq });
     return marker;
   }
 
@@ -52,9 +59,18 @@ export class FeedInFlight {
       Array.from({ length: SHARDS }, async (_, shard) => {
         const markers: StoredMarker[] = [];
         const filter = odata`PartitionKey eq ${shardName(shard)}`;
-        for await (const e of this.table.listEntities<{ at: string }>({ queryOptions: { filter } })) {
-          const rowKey = e.rowKey!;
-          markers.push({ partitionKey: e.partitionKey!, rowKey, customerKey: rowKey.split('|')[0]!, at: e.at });
+        const entities = this.table.listEntities<{ at: string; fromSeq: number; toSeq: number }>({
+          queryOptions: { filter },
+        });
+        for await (const { partitionKey, rowKey, at, fromSeq, toSeq } of entities) {
+          markers.push({
+            partitionKey: partitionKey!,
+            rowKey: rowKey!,
+            customerKey: rowKey!.split('|')[0]!,
+            at,
+            fromSeq,
+            toSeq,
+          });
         }
         return markers;
       }),

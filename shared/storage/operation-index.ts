@@ -1,7 +1,7 @@
 import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { Changes } from '../domain/changes';
-import type { Operation } from '../domain/operation';
+import type { LastError, ListedOperation, Operation, OperationSummary } from '../domain/operation';
 import { hasStatus, TABLE_NAMES, type TableSet } from './tables';
 
 /**
@@ -20,11 +20,15 @@ import { hasStatus, TABLE_NAMES, type TableSet } from './tables';
  * prefix of the RowKey, (PartitionKey, RowKey) order is RowKey order: a view is read with one range query
  * over its buckets, newest first, and a continuation RowKey also says which bucket to resume in.
  *
- * Every entry carries the operation's channel, type and changed values (`f_<path>` = value as text), so type
- * and field filters are evaluated by the service inside the partition. Status is not copied (it changes on
- * every processing); the list reads each candidate operation by its key and checks the status there. The
- * failed index is written before an operation is committed as Failed and removed after it leaves Failed, so a
- * crash can leave an extra entry but never hide a failure; readers check the operation and skip extras.
+ * A day entry is the operation's list item — channel, type, accounts, status, change description, last
+ * error — plus its changed values (`f_<path>` = value as text), so every filter is evaluated by the service
+ * inside the partitions and a listing reads nothing else: one entity per item. It is written after each write
+ * of its operation (a submit, a processing round, a resync), so it never shows an operation that does not
+ * exist or a state it never had; a crash in between leaves it one state behind until the sweep of the round's
+ * feed marker (or the operation's next processing) writes it again.
+ *
+ * The failed index is written before an operation is committed as Failed and removed after it leaves Failed,
+ * so a crash can leave an extra entry but never hide a failure; readers check the operation and skip extras.
  */
 export interface IndexEntry {
   rowKey: string;
@@ -35,10 +39,23 @@ export interface IndexEntry {
   seq: number;
   channel: string;
   type: string;
-  /** Last error code and when it happened (failed index only). */
+  /** Last error code. */
   code?: string;
+  /** When the failure happened (failed index only). */
   failedAt?: string;
+  /** The operation's list item as of its last write (day index). */
+  item: ListedOperation;
 }
+
+/** An index entity as stored. */
+type StoredEntry = Omit<IndexEntry, 'rowKey' | 'item'> & {
+  at: string;
+  customerAccount?: string;
+  asyncCustomerAccount?: string;
+  status: ListedOperation['status'];
+  changeDescription: string;
+  lastError?: string;
+};
 
 export interface IndexQuery {
   /** Inclusive time bounds, ISO. */
@@ -47,8 +64,10 @@ export interface IndexQuery {
   type?: string;
   channel?: string;
   fields: { field: string; value: string }[];
-  /** Last error code (failed index only). */
+  /** Last error code. */
   code?: string;
+  /** Status (day index only: the failed index holds Failed operations). */
+  status?: string;
   /** Resume strictly after this RowKey. */
   after?: string;
   /** Entries to fetch per request: about what the caller needs, so it does not read entries it drops. */
@@ -60,7 +79,7 @@ const inverted = (iso: string) => String(MAX_MS - Date.parse(iso)).padStart(13, 
 export const indexRowKey = (op: Pick<Operation, 'operationTimestamp' | 'operationId'>) =>
   `${inverted(op.operationTimestamp)}|${op.operationId}`;
 /** Whether an index entry stands for this operation (not an orphan left by a retried or failed submit). */
-export const entryIsFor = (entry: IndexEntry, op: Operation) =>
+export const entryIsFor = (entry: IndexEntry, op: OperationSummary) =>
   op.requestId === entry.requestId && indexRowKey(op) === entry.rowKey;
 
 /** The ten-second bucket of a RowKey (or of an inverted-time bound). */
@@ -156,6 +175,7 @@ export class OperationIndex {
       query.after ? odata`RowKey gt ${lower}` : odata`RowKey ge ${lower}`,
       odata`RowKey lt ${upper}`,
       ...(query.type ? [odata`type eq ${query.type}`] : []),
+      ...(query.status ? [odata`status eq ${query.status}`] : []),
       // Property names come from fieldProperty (letters, digits and _ only), never from input as such.
       ...[...equals, ...query.fields.map((f): [string, string] => [fieldProperty(f.field), f.value])].map(
         ([property, value]) => `${property} ${odata`eq ${value}`}`,
@@ -163,7 +183,7 @@ export class OperationIndex {
     ];
     const filter = conditions.join(' and ');
     const pages = table
-      .listEntities<Omit<IndexEntry, 'rowKey'>>({ queryOptions: { filter } })
+      .listEntities<StoredEntry>({ queryOptions: { filter } })
       .byPage({ maxPageSize: query.pageSize ?? 1000 });
     try {
       for await (const page of pages)
@@ -178,6 +198,17 @@ export class OperationIndex {
             type: e.type,
             ...(e.code ? { code: e.code } : {}),
             ...(e.failedAt ? { failedAt: e.failedAt } : {}),
+            item: {
+              operationId: e.operationId,
+              channel: e.channel,
+              type: e.type as ListedOperation['type'],
+              ...(e.customerAccount ? { customerAccount: e.customerAccount } : {}),
+              ...(e.asyncCustomerAccount ? { asyncCustomerAccount: e.asyncCustomerAccount } : {}),
+              operationTimestamp: e.at,
+              status: e.status,
+              changeDescription: e.changeDescription,
+              ...(e.lastError ? { lastError: JSON.parse(e.lastError) as LastError } : {}),
+            },
           };
         }
     } catch (error) {
@@ -230,6 +261,12 @@ function entryOf(op: Operation): TableEntity & { rowKey: string } {
     channel: op.channel,
     type: op.type,
     at: op.operationTimestamp,
+    customerAccount: op.customerAccount,
+    asyncCustomerAccount: op.asyncCustomerAccount,
+    status: op.status,
+    changeDescription: op.changeDescription,
+    code: op.lastError?.code,
+    lastError: op.lastError && JSON.stringify(op.lastError),
     ...fieldProperties(op.changes),
   };
 }

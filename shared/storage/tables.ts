@@ -117,9 +117,11 @@ export async function getOrUndefined<T extends object>(
   table: TableClient,
   partitionKey: string,
   rowKey: string,
+  select?: string[],
 ): Promise<(TableEntity<T> & { etag: string }) | undefined> {
   try {
-    return (await table.getEntity<T>(partitionKey, rowKey)) as TableEntity<T> & { etag: string };
+    const options = select && { queryOptions: { select } };
+    return (await table.getEntity<T>(partitionKey, rowKey, options)) as TableEntity<T> & { etag: string };
   } catch (error) {
     if (hasStatus(error, 404)) return undefined;
     throw error;
@@ -153,11 +155,13 @@ export function unpackJson<T>(entity: Record<string, unknown>, name: string): T 
   return JSON.parse(json) as T;
 }
 
-/** Spreads keys over `shard-00`..`shard-NN` partitions so no single partition takes every write. */
-export const SHARDS = 16;
+/**
+ * Spreads keys over `shard-00`..`shard-NN` partitions. Fewer shards mean bigger group-commit transactions
+ * (WriteBatcher), more shards more partitions to take the writes; each table picks its count.
+ */
 export const shardName = (n: number) => `shard-${String(n).padStart(2, '0')}`;
-export function shardOf(key: string): string {
+export function shardOf(key: string, shards: number): string {
   let hash = 0;
   for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) >>> 0;
-  return shardName(hash % SHARDS);
+  return shardName(hash % shards);
 }

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import type { Operation } from '../../shared/domain/operation';
+import type { ListedOperation } from '../../shared/domain/operation';
 import { filterFingerprint, type OperationFilter, toFilter } from '../../shared/operations/filter';
 import { allOperations, listOperations } from '../../shared/operations/list';
 import { processCustomer } from '../../shared/operations/process';
@@ -10,11 +10,17 @@ import { submitCreate, submitEdit } from '../../shared/operations/submit';
 import { indexRowKey } from '../../shared/storage/operation-index';
 import { person, testContext } from '../support';
 
-const ids = (ops: Operation[]) => ops.map((o) => o.operationId);
+const ids = (ops: ListedOperation[]) => ops.map((o) => o.operationId);
 const all = async (ctx: ReturnType<typeof testContext>['ctx'], filter: Partial<OperationFilter>) => {
-  const out: Operation[] = [];
+  const out: ListedOperation[] = [];
   for await (const op of allOperations(ctx, { fields: [], ...filter }, 3)) out.push(op);
   return out;
+};
+
+const collectPending = async (ctx: ReturnType<typeof testContext>['ctx']) => {
+  const keys: string[] = [];
+  for await (const entry of ctx.store.pending.list()) keys.push(entry.customerKey);
+  return keys;
 };
 
 describe('finding operations', () => {
@@ -213,13 +219,23 @@ describe('repairing a failed operation', () => {
 });
 
 describe('robust listings', () => {
-  it('an index entry left by a retried submit does not list its operation twice', async () => {
+  it('a submit that dies around its insert never lists a phantom, and processing lists what landed', async () => {
     const { ctx } = testContext();
-    const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });
-    const { value: op } = await getOperation(ctx, accepted.operationId);
-    // The same operation id under another time, as a retry with a fresh timestamp would have written it.
-    await ctx.store.operationIndex.put({ ...op, operationTimestamp: new Date(Date.now() - 60_000).toISOString() });
-    expect(ids(await all(ctx, {}))).toEqual([accepted.operationId]);
+    const insertNew = ctx.store.customers.insertNew.bind(ctx.store.customers);
+    ctx.store.customers.insertNew = () => Promise.reject(new Error('storage unavailable'));
+    await expect(submitCreate(ctx, { channel: 'web', customer: person() })).rejects.toThrow('storage unavailable');
+    ctx.store.customers.insertNew = insertNew;
+    expect(await all(ctx, {})).toEqual([]);
+
+    // Dies after the insert, before indexing: the operation is pending, and its processing indexes it.
+    const put = ctx.store.operationIndex.put.bind(ctx.store.operationIndex);
+    ctx.store.operationIndex.put = () => Promise.reject(new Error('process died'));
+    await expect(submitCreate(ctx, { channel: 'web', customer: person() })).rejects.toThrow('process died');
+    ctx.store.operationIndex.put = put;
+    expect(await all(ctx, {})).toEqual([]);
+    // Both submits listed their customer as pending; the first one's never came to exist.
+    for (const key of await collectPending(ctx)) await processCustomer(ctx, key);
+    expect((await all(ctx, {})).map((o) => o.status)).toEqual(['Synced']);
   });
 
   it('a forged continuation token cannot make a request read without end', async () => {
