@@ -64,7 +64,7 @@ async function sweepFeedMarkers(ctx: SyncContext, now: Date): Promise<number> {
       if (op.value.status === 'Synced' && op.value.appliedAt)
         entries.push(feedEntry(record.value, seq, op.value.appliedAt));
     }
-    await Promise.all([ctx.store.feed.append(entries), ...indexed.map((op) => ctx.store.operationIndex.put(op))]);
+    await Promise.all([ctx.store.feed.append(entries), ...indexed.map((op) => ctx.store.operationIndex.update(op))]);
     await ctx.store.feedInFlight.end(marker);
     cleared++;
   }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { DomainError } from '../domain/errors';
 import type { ListedOperation } from '../domain/operation';
-import { entryIsFor, type IndexEntry, type IndexQuery } from '../storage/operation-index';
+import type { IndexEntry, IndexQuery } from '../storage/operation-index';
 import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
 import { filterFingerprint, matches, type OperationFilter } from './filter';
@@ -40,8 +40,7 @@ type Token = z.infer<typeof tokenSchema>;
 
 /**
  * One page of operations, newest first. The query is driven by its most selective indexed filter:
- * a customer account (that customer's partition), status=Failed (the failed index, each candidate checked
- * against its operation), else the per-day index (the channel's partitions when a channel is given), walking
+ * a customer account (that customer's partition), status=Failed (the failed index), else the per-day index (the channel's partitions when a channel is given), walking
  * days from `to` back to `from`; its entries are the list items, every filter evaluated by the service.
  */
 export async function listOperations(
@@ -87,17 +86,15 @@ export async function listOperations(
       fields: filter.fields,
     };
     const days = failedIndex ? [''] : daysDescending(window.from, window.to);
-    const budget = { reads: READ_BUDGET };
     const startAt = token?.d === 'index' ? days.indexOf(token.day) : 0;
     if (startAt < 0) throw invalidToken();
     for (const day of days.slice(startAt)) {
       const after = token?.d === 'index' && token.day === day ? token.rk : undefined;
       // Fetch as many index entries per request as the page still needs items: every entry costs a read.
       const dayQuery = { ...query, after, pageSize: top - items.length };
-      const last =
-        day === ''
-          ? await collect(ctx, ctx.store.operationIndex.failed(dayQuery), filter, top, items, budget)
-          : await take(ctx.store.operationIndex.day(day, dayQuery), top, items);
+      const entries =
+        day === '' ? ctx.store.operationIndex.failed(dayQuery) : ctx.store.operationIndex.day(day, dayQuery);
+      const last = await take(entries, top, items);
       if (last !== undefined) {
         next = { d: 'index', f: fingerprint, day, rk: last };
         break;
@@ -121,53 +118,13 @@ export async function* allOperations(
   } while (token);
 }
 
-/** Day-index entries are the items: takes them up to `top`; the RowKey of the one that filled the page. */
+/** Index entries are the items: takes them up to `top`; the RowKey of the one that filled the page. */
 async function take(entries: AsyncIterable<IndexEntry>, top: number, items: ListedOperation[]) {
   for await (const entry of entries) {
     items.push(entry.item);
     if (items.length === top) return entry.rowKey;
   }
   return undefined;
-}
-
-/**
- * Reads index candidates in order, checks each against its operation, and fills `items` up to `top`.
- * Returns the RowKey of the entry that filled the page (where the next page resumes), or undefined when the
- * source ran out first. Candidates are read ahead in parallel but consumed strictly in order, so a page
- * never skips an entry it did not return.
- */
-async function collect(
-  ctx: SyncContext,
-  entries: AsyncIterable<IndexEntry>,
-  filter: OperationFilter,
-  top: number,
-  items: ListedOperation[],
-  budget: { reads: number },
-): Promise<string | undefined> {
-  let batch: IndexEntry[] = [];
-  const flush = async (): Promise<string | undefined> => {
-    budget.reads -= batch.length;
-    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperationSummary(e.customerKey, e.seq)));
-    for (const [i, entry] of batch.entries()) {
-      const op = ops[i];
-      // An entry whose operation never landed, or that a retried submit left behind, is not this operation's.
-      if (op && entryIsFor(entry, op) && matches(op, filter)) items.push(op);
-      if (items.length === top) return entry.rowKey;
-    }
-    const last = batch.at(-1)?.rowKey;
-    batch = [];
-    // Out of budget: stop here with a partial page; the token resumes after the last entry read.
-    return budget.reads <= 0 ? last : undefined;
-  };
-  for await (const entry of entries) {
-    batch.push(entry);
-    // Read ahead what the page still needs (at least a few: some candidates may not match).
-    if (batch.length >= Math.min(READ_AHEAD, Math.max(top - items.length, 4))) {
-      const last = await flush();
-      if (last !== undefined) return last;
-    }
-  }
-  return batch.length > 0 ? flush() : undefined;
 }
 
 async function customerKeyOf(ctx: SyncContext, filter: OperationFilter): Promise<string | undefined> {

@@ -161,10 +161,6 @@ async function applyOperations(
   }
 
   if (touched.length === 0) return 'done';
-  // Listed as failed before the commit makes it so: a crash in between leaves an extra entry (readers check
-  // the status) rather than a failure nobody can find.
-  const failed = touched.filter((t) => t.value.status === 'Failed').map((t) => t.value);
-  await Promise.all(failed.map((op) => store.operationIndex.putFailed(op)));
   try {
     await store.customers.commit({ value: next, etag: record.etag }, touched);
   } catch (error) {
@@ -172,11 +168,13 @@ async function applyOperations(
     throw error;
   }
 
-  // After the commit, errors propagate and leave the round's marker for the sync-pending job to repair from.
+  // After the commit, errors propagate and leave the round's marker for the sync-pending job to repair from
+  // (feed and index entries alike).
   const emailNow = next.customer && normalizeEmail(next.customer.email);
+  const before = new Map(operations.map((o) => [o.value.seq, o.value.lastError]));
   await Promise.all([
     store.feed.append(feed),
-    ...touched.map((t) => store.operationIndex.put(t.value)),
+    ...touched.map((t) => store.operationIndex.update(t.value, before.get(t.value.seq))),
     emailAtStart && emailAtStart !== emailNow ? releaseEmail(ctx, emailAtStart, next.customerKey) : undefined,
   ]);
   return operations.length === BATCH && !blocker ? 'more' : 'done';
@@ -284,7 +282,6 @@ async function recordTransientFailure(
     op.nextAttemptAt = undefined;
     op.changeDescription = `Failed after ${op.attempts} attempts: ${message}`;
     op.history.push({ at, status: 'Failed', detail: op.changeDescription });
-    await ctx.store.operationIndex.putFailed(op);
   } else {
     op.nextAttemptAt = new Date(now.getTime() + ctx.retry.baseDelayMs * 2 ** (op.attempts - 1)).toISOString();
     op.history.push({
@@ -299,7 +296,7 @@ async function recordTransientFailure(
     if (hasStatus(commitError, 409, 412)) return 'conflict';
     throw commitError;
   }
-  await ctx.store.operationIndex.put(op);
+  await ctx.store.operationIndex.update(op, stored.value.lastError);
   if (op.nextAttemptAt) {
     run.result.retryAt = op.nextAttemptAt;
     const pending = await ctx.store.pending.mark(op.customerKey, now, op.nextAttemptAt);

@@ -4,7 +4,7 @@ import { DomainError } from '../domain/errors';
 import type { Operation, OperationSummary } from '../domain/operation';
 import { fieldErrors } from '../http/request';
 import type { Versioned } from '../storage/customer-store';
-import { entryIsFor, type IndexEntry, indexRowKey } from '../storage/operation-index';
+import { entryIsFor, type IndexEntry } from '../storage/operation-index';
 import { hasStatus } from '../storage/tables';
 import type { SyncContext } from './context';
 import type { OperationFilter } from './filter';
@@ -74,7 +74,6 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
     }
     const op = structuredClone(found.value);
     if (op.status !== 'Failed') return `NOT_FAILED (${op.status})`;
-    const failedAt = op.lastError?.at;
     const now = ctx.clock();
     op.status = 'Pending';
     op.nextAttemptAt = undefined;
@@ -89,10 +88,9 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
       if (hasStatus(error, 412)) continue; // changed meanwhile (another operator, the processor): look again
       throw error;
     }
-    await Promise.all([
-      ctx.store.operationIndex.put(op),
-      ctx.store.operationIndex.removeFailed(indexRowKey(op), failedAt),
-    ]);
+    // Its failed entry goes only now that it is not Failed: a crash before leaves an extra entry (the processor
+    // removes it once the operation applies), never a failure that is not listed.
+    await ctx.store.operationIndex.update(op, found.value.lastError);
     await ring(ctx, { customerKey: op.customerKey, pending });
     return undefined;
   }

@@ -27,8 +27,9 @@ import { hasStatus, TABLE_NAMES, type TableSet } from './tables';
  * exist or a state it never had; a crash in between leaves it one state behind until the sweep of the round's
  * feed marker (or the operation's next processing) writes it again.
  *
- * The failed index is written before an operation is committed as Failed and removed after it leaves Failed,
- * so a crash can leave an extra entry but never hide a failure; readers check the operation and skip extras.
+ * The failed index holds the same entries for the operations that are Failed now, written and removed the
+ * same way, so it lists failures however old without walking days. `/failures` checks each entry against its
+ * operation (and removes those left behind); listings show them as they are.
  */
 export interface IndexEntry {
   rowKey: string;
@@ -115,6 +116,18 @@ export class OperationIndex {
     await Promise.all(
       [allView, channelView(op.channel)].map((view) => writer.upsert({ ...entry, partitionKey: view + bucket })),
     );
+  }
+
+  /**
+   * Brings the index in line with an operation just written: its day entries, and its failed entry — written
+   * while it is Failed, removed once it has left the failure recorded in `previous` (its last error before).
+   */
+  async update(op: Operation, previous?: LastError): Promise<void> {
+    await Promise.all([
+      this.put(op),
+      op.status === 'Failed' ? this.putFailed(op) : undefined,
+      op.status !== 'Failed' && previous ? this.removeFailed(indexRowKey(op), previous.at) : undefined,
+    ]);
   }
 
   async putFailed(op: Operation): Promise<void> {
