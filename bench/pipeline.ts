@@ -88,8 +88,9 @@ class Submitter {
       headers: { Authorization: `Bearer ${this.tokens.get(channel)}`, 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
-    const answer = (await response.json()) as { operationId: string; asyncCustomerAccount?: string };
-    if (response.status !== 202) throw new Error(`submit answered ${response.status}: ${JSON.stringify(answer)}`);
+    const text = await response.text();
+    if (response.status !== 202) throw new Error(`${path} answered ${response.status}: ${text}`);
+    const answer = JSON.parse(text) as { operationId: string; asyncCustomerAccount?: string };
     if (answer.asyncCustomerAccount) this.created.push(answer.asyncCustomerAccount);
     this.sent.push({ operationId: answer.operationId, sentAt });
   }
@@ -152,9 +153,17 @@ export async function latencyAtRate(stack: BenchStack, rate: number, seconds: nu
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     inFlight.push(submitter.submit());
   }
-  await Promise.all(inFlight);
+  // A submit refused under overload is a finding, not the end of the run: counted and reported.
+  const failures = (await Promise.allSettled(inFlight)).filter((r) => r.status === 'rejected');
   const achievedRate = Math.round(total / ((performance.now() - started) / 1000));
   const applied = await submitter.appliedTimes(300_000);
   const latencies = submitter.sent.map((s, i) => applied[i]! - s.sentAt);
-  return { offeredRate: rate, achievedRate, operations: total, ...percentiles(latencies) };
+  return {
+    offeredRate: rate,
+    achievedRate,
+    operations: total,
+    failedSubmits: failures.length,
+    ...(failures[0] ? { firstFailure: String(failures[0].reason).slice(0, 300) } : {}),
+    ...percentiles(latencies),
+  };
 }

@@ -56,6 +56,8 @@ async function main(): Promise<void> {
         offeredRate: latency.offeredRate,
         achievedRate: latency.achievedRate,
         operations: latency.operations,
+        failedSubmits: latency.failedSubmits,
+        firstFailure: latency.firstFailure,
       },
       auditQueryMs: Object.fromEntries(Object.entries(queries).map(([k, q]) => [k, { p50: q.p50, p95: q.p95 }])),
       entitiesReadPerItem: Object.fromEntries(Object.entries(queries).map(([k, q]) => [k, q.entitiesReadPerItem])),
@@ -66,6 +68,9 @@ async function main(): Promise<void> {
     };
     writeFileSync(join(projectRoot(), 'bench-results.json'), `${JSON.stringify(results, null, 2)}\n`);
     printTable(results);
+  } catch (error) {
+    console.error(`The host's last output:\n${stack.hostLog()}`);
+    throw error;
   } finally {
     await stack.stop();
   }

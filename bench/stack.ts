@@ -16,6 +16,8 @@ export interface BenchStack {
   baseUrl: string;
   settings: Record<string, string>;
   token(role: 'Channel' | 'Sync.Reader' | 'Sync.Operator', channel?: string): string;
+  /** The last lines the host wrote (for a failed run). */
+  hostLog(): string;
   /** The host process's peak resident set size so far (VmHWM), in MiB. */
   hostPeakRssMb(): number;
   stop(): Promise<void>;
@@ -40,8 +42,11 @@ export async function startBenchStack(): Promise<BenchStack> {
     CUSTOMER_OPERATIONS_QUEUE: 'bench-customer-operations',
   };
   let host: HostProcess;
+  let hostOutput = '';
   try {
-    host = await launchHost(settings);
+    host = await launchHost(settings, undefined, (text) => {
+      hostOutput = (hostOutput + text).slice(-8000);
+    });
   } catch (error) {
     await Promise.all([stopChild(broker), azurite.close()]);
     throw error;
@@ -56,6 +61,7 @@ export async function startBenchStack(): Promise<BenchStack> {
         roles: [role],
         ...(channel ? { channel } : {}),
       }),
+    hostLog: () => hostOutput,
     hostPeakRssMb: () => {
       const status = readFileSync(`/proc/${host.process.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);

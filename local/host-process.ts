@@ -15,7 +15,11 @@ export interface HostProcess {
  * Starts the compiled app in the local Functions host as a child process with these settings as its
  * environment, and waits until its health endpoint answers. Used by the end-to-end tests and the benchmark.
  */
-export async function launchHost(settings: Record<string, string>, port?: number): Promise<HostProcess> {
+export async function launchHost(
+  settings: Record<string, string>,
+  port?: number,
+  onOutput?: (text: string) => void,
+): Promise<HostProcess> {
   const hostPort = port ?? (await freePort());
   const child = spawn(
     process.execPath,
@@ -23,8 +27,12 @@ export async function launchHost(settings: Record<string, string>, port?: number
     { cwd: root, env: { ...process.env, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const collect = (c: Buffer) => {
+    output += c.toString();
+    onOutput?.(c.toString());
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const baseUrl = `http://127.0.0.1:${hostPort}/api`;
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {

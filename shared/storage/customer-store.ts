@@ -117,11 +117,6 @@ export class CustomerStore {
       throw error;
     }
   }
-
-  async updateRecord(record: Versioned<CustomerRecord>): Promise<string> {
-    const result = await this.table.updateEntity(fromRecord(record.value), 'Replace', { etag: record.etag });
-    return result.etag ?? '';
-  }
 }
 
 /** What a summary read selects: every property but the bulk ones (JSON split over up to 18 chunks). */

@@ -102,7 +102,8 @@ function fieldProperties(changes: Changes): Record<string, string> {
 }
 
 export class OperationIndex {
-  private readonly createdDays = new Set<string>();
+  /** Day tables this process created (or is creating): concurrent first writes share one createTable. */
+  private readonly createdDays = new Map<string, Promise<void>>();
 
   constructor(private readonly tables: TableSet) {}
 
@@ -255,9 +256,16 @@ export class OperationIndex {
   /** Day tables are created on first write, once per process. */
   private async dayTable(day: string, create: boolean): Promise<TableClient> {
     const table = this.tables.dynamic(`Ops${day}`);
-    if (create && !this.createdDays.has(day)) {
-      await table.createTable();
-      this.createdDays.add(day);
+    if (create) {
+      let created = this.createdDays.get(day);
+      if (!created) {
+        created = table.createTable().catch((error: unknown) => {
+          this.createdDays.delete(day);
+          throw error;
+        });
+        this.createdDays.set(day, created);
+      }
+      await created;
     }
     return table;
   }

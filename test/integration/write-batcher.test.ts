@@ -1,0 +1,74 @@
+import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
+import { describe, expect, inject, it } from 'vitest';
+
+import { hasStatus } from '../../shared/storage/tables';
+import { WriteBatcher } from '../../shared/storage/write-batcher';
+import { uniqueName } from '../support';
+
+type Policy = NonNullable<TableServiceClientOptions['additionalPolicies']>[number]['policy'];
+
+/** A table on Azurite and the number of HTTP requests made to it. */
+async function countedTable() {
+  const counter = { requests: 0 };
+  const policy: Policy = {
+    name: 'count',
+    sendRequest: (request, next) => {
+      counter.requests++;
+      return next(request);
+    },
+  };
+  const table = TableClient.fromConnectionString(inject('storageConnectionString'), uniqueName('wb'), {
+    allowInsecureConnection: true,
+    additionalPolicies: [{ policy, position: 'perCall' }],
+  });
+  await table.createTable();
+  counter.requests = 0;
+  return { table, counter };
+}
+
+describe('group commit of writes to shared partitions', () => {
+  it('concurrent writes to one partition go in a few transactions, and every caller gets its ETag', async () => {
+    const { table, counter } = await countedTable();
+    const writer = new WriteBatcher(table);
+    const etags = await Promise.all(
+      Array.from({ length: 150 }, (_, i) => writer.upsert({ partitionKey: 'p', rowKey: `r${i}`, n: i })),
+    );
+    // The first goes alone at once; the rest queue behind it and go 100 to a transaction.
+    expect(counter.requests).toBeLessThanOrEqual(3);
+    expect(etags.every((e) => typeof e === 'string' && e.length > 0)).toBe(true);
+    const stored = [];
+    for await (const e of table.listEntities<{ n: number }>()) stored.push(e.n);
+    expect(stored.sort((a, b) => a - b)).toEqual(Array.from({ length: 150 }, (_, i) => i));
+  });
+
+  it('an action that fails fails only its own caller', async () => {
+    const { table } = await countedTable();
+    await table.createEntity({ partitionKey: 'p', rowKey: 'taken', n: 0 });
+    const writer = new WriteBatcher(table);
+    const results = await Promise.allSettled([
+      writer.upsert({ partitionKey: 'p', rowKey: 'first', n: 1 }),
+      writer.create({ partitionKey: 'p', rowKey: 'a', n: 2 }),
+      writer.create({ partitionKey: 'p', rowKey: 'taken', n: 3 }),
+      writer.delete('p', 'missing'),
+      writer.create({ partitionKey: 'p', rowKey: 'b', n: 4 }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    const reasons = results.filter((r) => r.status === 'rejected').map((r) => r.reason as unknown);
+    expect(hasStatus(reasons[0], 409)).toBe(true);
+    expect(hasStatus(reasons[1], 404)).toBe(true);
+    expect((await table.getEntity<{ n: number }>('p', 'taken')).n).toBe(0);
+    expect((await table.getEntity<{ n: number }>('p', 'b')).n).toBe(4);
+  });
+
+  it('writes of the same entity are applied in the order they were made', async () => {
+    const { table } = await countedTable();
+    const writer = new WriteBatcher(table);
+    await Promise.all([
+      writer.upsert({ partitionKey: 'p', rowKey: 'busy', n: 0 }),
+      ...Array.from({ length: 5 }, (_, i) => writer.upsert({ partitionKey: 'p', rowKey: 'same', n: i + 1 })),
+      writer.delete('p', 'busy'),
+    ]);
+    expect((await table.getEntity<{ n: number }>('p', 'same')).n).toBe(5);
+    await expect(table.getEntity('p', 'busy')).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
