@@ -13,9 +13,14 @@ import { latencyAtRate, rawWritesPerSecond, throughput } from './pipeline';
 import { startBenchStack } from './stack';
 
 const quick = process.argv.includes('--quick');
-const profile = quick
-  ? { rawWrites: 5_000, throughputOps: 3_000, rate: 200, rateSeconds: 20, auditOps: 100_000, queryRounds: 20 }
-  : { rawWrites: 10_000, throughputOps: 10_000, rate: 200, rateSeconds: 60, auditOps: 1_000_000, queryRounds: 50 };
+const operationsArg = process.argv.indexOf('--operations');
+const profile = {
+  ...(quick
+    ? { rawWrites: 5_000, throughputOps: 3_000, rate: 200, rateSeconds: 20, auditOps: 100_000, queryRounds: 20 }
+    : { rawWrites: 10_000, throughputOps: 10_000, rate: 200, rateSeconds: 60, auditOps: 1_000_000, queryRounds: 50 }),
+  // `--operations N` sizes the audit log for the query phase differently (e.g. to see how queries scale).
+  ...(operationsArg > 0 ? { auditOps: Number(process.argv[operationsArg + 1]) } : {}),
+};
 
 const log = (line: string) => console.log(line);
 
