@@ -7,8 +7,7 @@ import { type HostProcess, launchHost } from '../local/host-process';
 import { freePort } from '../local/ports';
 import { stopChild } from '../local/processes';
 import { projectRoot } from '../local/root';
-import { localSettings } from '../local/settings';
-import { signDevToken } from '../shared/http/auth';
+import { devToken, localSettings } from '../local/settings';
 
 const root = projectRoot();
 
@@ -54,13 +53,7 @@ export async function startBenchStack(): Promise<BenchStack> {
   return {
     baseUrl: host.baseUrl,
     settings,
-    token: (role, channel) =>
-      signDevToken(settings.AUTH_DEV_SECRET!, {
-        iss: settings.AUTH_ISSUER!,
-        aud: settings.AUTH_AUDIENCE!,
-        roles: [role],
-        ...(channel ? { channel } : {}),
-      }),
+    token: (role, channel) => devToken(settings, role, channel),
     hostLog: () => hostOutput,
     hostPeakRssMb: () => {
       const status = readFileSync(`/proc/${host.process.pid}/status`, 'utf8');

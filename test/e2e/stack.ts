@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 
 import { launchHost } from '../../local/host-process';
-import { localSettings } from '../../local/settings';
-import { signDevToken } from '../../shared/http/auth';
+import { devToken, localSettings } from '../../local/settings';
 import { uniqueName } from '../support';
 
 const root = join(__dirname, '..', '..');
@@ -46,13 +45,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   const stack: Stack = {
     baseUrl: child.baseUrl,
     settings,
-    token: (role, channel) =>
-      signDevToken(settings.AUTH_DEV_SECRET!, {
-        iss: settings.AUTH_ISSUER!,
-        aud: settings.AUTH_AUDIENCE!,
-        roles: [role],
-        ...(channel ? { channel } : {}),
-      }),
+    token: (role, channel) => devToken(settings, role, channel),
     call: async (method, path, options = {}) => {
       const headers: Record<string, string> = { ...options.headers };
       if (options.token) headers.Authorization = `Bearer ${options.token}`;
