@@ -29,7 +29,7 @@ interface Sample {
 
 /**
  * Fills the audit log with `count` operations through the project's own storage code — the entities a submit
- * and the processor write: a customer partition (record + operations in one transaction), the day index
+ * and the processor write: a customer partition (record + operations in one transaction), the hour index
  * (whose writes the WriteBatcher groups per partition), the failed index and the account index. About 2% of
  * customers end with a Failed edit and 1% with a Pending one. Returns a sample of what it wrote.
  */

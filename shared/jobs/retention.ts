@@ -1,31 +1,30 @@
 import type { SyncContext } from '../operations/context';
-import { entryIsFor } from '../storage/operation-index';
+import { entryIsFor, hourOf } from '../storage/operation-index';
 import { JOB_NAMES } from './names';
 
 const DAY_MS = 86_400_000;
-const yyyymmdd = (iso: string) => iso.slice(0, 10).replace(/-/g, '');
 
 /**
- * Deletes audit data older than the retention period: Synced operations with their index entries, then a
- * day's index table once nothing in it is kept, old feed days and old job runs. An operation that is still
+ * Deletes audit data older than the retention period: Synced operations with their index entries, then an
+ * hour's index table once nothing in it is kept, old feed days and old job runs. An operation that is still
  * Pending or Failed is never deleted, however old: it still needs an operator (or the processor).
  */
 export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record<string, number>; message: string }> {
   await ctx.store.tables.ensureCreated();
   const { store } = ctx;
   const cutoff = new Date(ctx.clock().getTime() - ctx.retentionDays * DAY_MS).toISOString();
-  const cutoffDay = yyyymmdd(cutoff);
+  const cutoffHour = hourOf(cutoff);
   const counts = {
     operationsDeleted: 0,
     operationsKept: 0,
-    indexDaysDropped: 0,
+    indexHoursDropped: 0,
     feedEntriesDeleted: 0,
     jobRunsDeleted: 0,
   };
 
-  for (const day of (await store.operationIndex.days()).filter((d) => d < cutoffDay)) {
+  for (const hour of (await store.operationIndex.hours()).filter((h) => h < cutoffHour)) {
     let kept = 0;
-    for await (const entry of store.operationIndex.day(day, { fields: [] })) {
+    for await (const entry of store.operationIndex.hour(hour, { fields: [] })) {
       const op = await store.customers.getOperation(entry.customerKey, entry.seq);
       const orphan = !op || !entryIsFor(entry, op.value);
       if (!orphan && op.value.status !== 'Synced') {
@@ -36,13 +35,13 @@ export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record
         kept++; // changed while we looked: keep it this time
         continue;
       }
-      await store.operationIndex.remove(day, entry);
+      await store.operationIndex.remove(hour, entry);
       if (!orphan) counts.operationsDeleted++;
     }
     counts.operationsKept += kept;
     if (kept === 0) {
-      await store.operationIndex.dropDay(day);
-      counts.indexDaysDropped++;
+      await store.operationIndex.dropHour(hour);
+      counts.indexHoursDropped++;
     }
   }
   counts.feedEntriesDeleted = await store.feed.deleteBefore(cutoff.slice(0, 10));

@@ -19,7 +19,7 @@ const READ_AHEAD = 100;
  * answers with fewer than `top` items and a continuation token, rather than reading without limit.
  */
 const READ_BUDGET = 2000;
-/** The longest window a query may walk (day tables); longer than the retention period on purpose. */
+/** The longest window a query may span; longer than the retention period on purpose. */
 const MAX_WINDOW_DAYS = 400;
 
 export interface OperationPage {
@@ -28,20 +28,21 @@ export interface OperationPage {
 }
 
 /**
- * Where a query continues. `customer`: the customer's operations below `seq`; `index`: the day (or the failed
- * index, day '') and the last RowKey consumed. Tokens carry the filter's fingerprint so a token cannot be
+ * Where a query continues. `customer`: the customer's operations below `seq`; `index`: the hour table (or the
+ * failed index, hour '') and the last RowKey consumed. Tokens carry the filter's fingerprint so a token cannot be
  * replayed against another filter (which would silently skip or repeat items).
  */
 const tokenSchema = z.discriminatedUnion('d', [
   z.object({ d: z.literal('customer'), f: z.string(), seq: z.number().int().min(0) }),
-  z.object({ d: z.literal('index'), f: z.string(), day: z.string().regex(/^(\d{8})?$/), rk: z.string().max(200) }),
+  z.object({ d: z.literal('index'), f: z.string(), hour: z.string().regex(/^(\d{10})?$/), rk: z.string().max(200) }),
 ]);
 type Token = z.infer<typeof tokenSchema>;
 
 /**
  * One page of operations, newest first. The query is driven by its most selective indexed filter:
- * a customer account (that customer's partition), status=Failed (the failed index), else the per-day index (the channel's partitions when a channel is given), walking
- * days from `to` back to `from`; its entries are the list items, every filter evaluated by the service.
+ * a customer account (that customer's partition), status=Failed (the failed index), else the per-hour index
+ * (the channel's partitions when a channel is given), walking the hours that have a table from `to` back to
+ * `from`; index entries are the list items, every filter evaluated by the service.
  */
 export async function listOperations(
   ctx: SyncContext,
@@ -85,18 +86,19 @@ export async function listOperations(
       ...(failedIndex ? {} : { status: filter.status }),
       fields: filter.fields,
     };
-    const days = failedIndex ? [''] : daysDescending(window.from, window.to);
-    const startAt = token?.d === 'index' ? days.indexOf(token.day) : 0;
-    if (startAt < 0) throw invalidToken();
-    for (const day of days.slice(startAt)) {
-      const after = token?.d === 'index' && token.day === day ? token.rk : undefined;
+    const resume = token?.d === 'index' ? token : undefined;
+    if (resume && (resume.hour === '') !== failedIndex) throw invalidToken();
+    // A resumed query goes on from its token's hour (or the next older one, if retention dropped it).
+    const hours = failedIndex ? [''] : await ctx.store.operationIndex.hours(window.from, resume?.hour || window.to);
+    for (const hour of hours) {
+      const after = resume?.hour === hour ? resume.rk : undefined;
       // Fetch as many index entries per request as the page still needs items: every entry costs a read.
-      const dayQuery = { ...query, after, pageSize: top - items.length };
+      const hourQuery = { ...query, after, pageSize: top - items.length };
       const entries =
-        day === '' ? ctx.store.operationIndex.failed(dayQuery) : ctx.store.operationIndex.day(day, dayQuery);
+        hour === '' ? ctx.store.operationIndex.failed(hourQuery) : ctx.store.operationIndex.hour(hour, hourQuery);
       const last = await take(entries, top, items);
       if (last !== undefined) {
-        next = { d: 'index', f: fingerprint, day, rk: last };
+        next = { d: 'index', f: fingerprint, hour, rk: last };
         break;
       }
     }
@@ -161,15 +163,6 @@ function timeWindow(ctx: SyncContext, filter: OperationFilter): { from: string; 
     );
   }
   return { from, to };
-}
-
-function daysDescending(from: string, to: string): string[] {
-  const days: string[] = [];
-  const first = Date.parse(from.slice(0, 10));
-  for (let t = Date.parse(to.slice(0, 10)); t >= first; t -= DAY_MS) {
-    days.push(new Date(t).toISOString().slice(0, 10).replace(/-/g, ''));
-  }
-  return days;
 }
 
 function decodeToken(value: string, fingerprint: string): Token {

@@ -48,7 +48,7 @@ export async function editFailedOperation(
   const described = edited.map((e) => `${e.name}: ${show(e.oldValue)} → ${show(e.newValue)}`);
   op.history.push({ at, status: 'Failed', detail: `Edited ${described.join('; ')}`, by, edits: edited });
   // The failed index carries the values for field filters too. Written first: if the update then fails, it
-  // only offers a candidate that the list checks against the operation. The day entry, which listings show as
+  // only offers a candidate that the list checks against the operation. The hour entry, which listings show as
   // it is, follows the operation.
   await ctx.store.operationIndex.putFailed(op);
   let newEtag: string;

@@ -45,7 +45,7 @@ export class TableSet {
     return this.dynamic(TABLE_NAMES[name]);
   }
 
-  /** Any table by its name without the prefix; run-time tables (per-day index tables) are created by their owner. */
+  /** Any table by its name without the prefix; run-time tables (per-hour index tables) are created by their owner. */
   dynamic(name: string): TableClient {
     let client = this.clients.get(name);
     if (!client) {
@@ -65,12 +65,15 @@ export class TableSet {
     return batcher;
   }
 
-  /** Names (without the prefix) of the run-time tables whose name starts with `stem`, e.g. every `Ops<day>`. */
-  async listDynamic(stem: string): Promise<string[]> {
+  /**
+   * Names (without the prefix) of the run-time tables whose name starts with `stem`, e.g. every `Ops<hour>`;
+   * with `from`/`to`, only those whose suffix is within them (inclusive, compared as text).
+   */
+  async listDynamic(stem: string, from = '', to?: string): Promise<string[]> {
     this.service ??= TableServiceClient.fromConnectionString(this.connectionString, this.options);
     const first = this.prefix + stem;
     const names: string[] = [];
-    const filter = odata`TableName ge ${first} and TableName lt ${`${first}~`}`;
+    const filter = odata`TableName ge ${first + from} and TableName le ${`${first}${to ?? '~'}`}`;
     for await (const table of this.service.listTables({ queryOptions: { filter } })) {
       if (table.name?.startsWith(first)) names.push(table.name.slice(this.prefix.length));
     }

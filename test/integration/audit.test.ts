@@ -238,6 +238,30 @@ describe('robust listings', () => {
     expect((await all(ctx, {})).map((o) => o.status)).toEqual(['Synced']);
   });
 
+  it('pages across hour tables, skipping empty hours, and resumes in the hour the token names', async () => {
+    const { ctx } = testContext();
+    // Operations at 22:59, 23:00 (twice), 01:30 the next day and 40 hours later: gaps, a midnight, an hour edge.
+    const base = Date.parse('2026-03-01T22:59:59.900Z');
+    const offsets = [0, 200, 300, 2.5 * 3_600_000, 40 * 3_600_000];
+    const accepted: string[] = [];
+    for (const offset of offsets) {
+      const at = { ...ctx, clock: () => new Date(base + offset) };
+      accepted.push((await submitCreate(at, { channel: 'web', customer: person() })).operationId);
+    }
+    const window = { from: '2026-03-01T00:00:00.000Z', to: '2026-03-05T00:00:00.000Z' };
+    const pages: string[][] = [];
+    let token: string | undefined;
+    do {
+      const page = await listOperations(ctx, { ...window, fields: [] }, 2, token);
+      pages.push(ids(page.items));
+      token = page.continuationToken;
+    } while (token);
+    expect(pages.flat()).toEqual([...accepted].reverse());
+    // An hour alone: only what happened in it.
+    const hour = { from: '2026-03-01T23:00:00.000Z', to: '2026-03-01T23:59:59.999Z' };
+    expect(ids((await listOperations(ctx, { ...hour, fields: [] }, 10)).items)).toEqual([accepted[2], accepted[1]]);
+  });
+
   it('a forged continuation token cannot make a request read without end', async () => {
     const { ctx } = testContext();
     const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });

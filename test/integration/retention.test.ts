@@ -23,7 +23,7 @@ describe('audit retention', () => {
     expect(run.counts).toMatchObject({
       operationsDeleted: 1,
       operationsKept: 2,
-      indexDaysDropped: 0,
+      indexHoursDropped: 0,
       feedEntriesDeleted: 1,
     });
 
