@@ -143,7 +143,9 @@ function meteredLister(stack: BenchStack) {
     name: 'bench-entity-meter',
     async sendRequest(request, next) {
       const response = await next(request);
-      if (request.method === 'GET' && response.status === 200 && response.bodyAsText) {
+      // Table listings (which hour tables exist) return table names, not entities.
+      const entityRead = !new URL(request.url).pathname.endsWith('/Tables');
+      if (entityRead && request.method === 'GET' && response.status === 200 && response.bodyAsText) {
         const body = JSON.parse(response.bodyAsText) as { value?: unknown[] };
         meter.entities += Array.isArray(body.value) ? body.value.length : 1;
       }

@@ -89,8 +89,8 @@ export async function listOperations(
     const resume = token?.d === 'index' ? token : undefined;
     if (resume && (resume.hour === '') !== failedIndex) throw invalidToken();
     // A resumed query goes on from its token's hour (or the next older one, if retention dropped it).
-    const hours = failedIndex ? [''] : await ctx.store.operationIndex.hours(window.from, resume?.hour || window.to);
-    for (const hour of hours) {
+    const hours = failedIndex ? [''] : ctx.store.operationIndex.hoursBetween(window.from, resume?.hour || window.to);
+    for await (const hour of hours) {
       const after = resume?.hour === hour ? resume.rk : undefined;
       // Fetch as many index entries per request as the page still needs items: every entry costs a read.
       const hourQuery = { ...query, after, pageSize: top - items.length };

@@ -94,6 +94,10 @@ const FAILED_VIEW = 'failed|';
 /** The hour (yyyymmddhh, UTC) of an ISO timestamp: its index table's suffix. */
 export const hourOf = (iso: string) => iso.slice(0, 13).replace(/[-T]/g, '');
 const HOUR = /^\d{10}$/;
+const hourBefore = (hour: string) => {
+  const [y, m, d, h] = [hour.slice(0, 4), hour.slice(4, 6), hour.slice(6, 8), hour.slice(8, 10)];
+  return hourOf(new Date(Date.parse(`${y}-${m}-${d}T${h}:00:00Z`) - 3_600_000).toISOString());
+};
 
 /** Property name for a field path: only letters, digits and _ are allowed, so _ - . are escaped. */
 export const fieldProperty = (path: string) =>
@@ -234,17 +238,27 @@ export class OperationIndex {
     }
   }
 
+  /** Every hour (yyyymmddhh) that has an index table, oldest first. */
+  async hours(): Promise<string[]> {
+    return (await this.tables.listDynamic('Ops')).map((name) => name.slice(3)).filter((h) => HOUR.test(h));
+  }
+
   /**
-   * The hours (yyyymmddhh) that have an index table, newest first, from `to` back to `from` (inclusive, ISO
-   * or hours) when given: one request, so a listing walks only hours that hold something.
+   * The hours that have an index table from `to` back to `from` (inclusive; ISO times or hours), newest
+   * first. Lists one day of tables per request, so a page filled in the newest hours asks only for those.
    */
-  async hours(from?: string, to?: string): Promise<string[]> {
+  async *hoursBetween(from: string, to: string): AsyncIterable<string> {
     const bound = (value: string) => (HOUR.test(value) ? value : hourOf(value));
-    return (await this.tables.listDynamic('Ops', from && bound(from), to && bound(to)))
-      .map((name) => name.slice(3))
-      .filter((h) => HOUR.test(h))
-      .sort()
-      .reverse();
+    const lowest = bound(from);
+    for (let upper = bound(to); upper >= lowest;) {
+      const midnight = `${upper.slice(0, 8)}00`;
+      const names = await this.tables.listDynamic('Ops', midnight > lowest ? midnight : lowest, upper);
+      yield* names
+        .map((name) => name.slice(3))
+        .filter((h) => HOUR.test(h))
+        .reverse();
+      upper = hourBefore(midnight);
+    }
   }
 
   /** Removes an operation's hour entries (both views). */

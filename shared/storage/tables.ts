@@ -67,7 +67,7 @@ export class TableSet {
 
   /**
    * Names (without the prefix) of the run-time tables whose name starts with `stem`, e.g. every `Ops<hour>`;
-   * with `from`/`to`, only those whose suffix is within them (inclusive, compared as text).
+   * with `from`/`to`, only those whose suffix is within them (inclusive, compared as text). In name order.
    */
   async listDynamic(stem: string, from = '', to?: string): Promise<string[]> {
     this.service ??= TableServiceClient.fromConnectionString(this.connectionString, this.options);
@@ -77,7 +77,7 @@ export class TableSet {
     for await (const table of this.service.listTables({ queryOptions: { filter } })) {
       if (table.name?.startsWith(first)) names.push(table.name.slice(this.prefix.length));
     }
-    return names;
+    return names.sort();
   }
 
   private get options() {
