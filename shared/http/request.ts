@@ -9,14 +9,20 @@ export interface HttpRequestLike {
   headers: { get(name: string): string | null };
   params: Record<string, string>;
   query: URLSearchParams;
-  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
 }
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
+/** A UTF-16 surrogate without its other half: text that cannot be stored or sent on as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
- * Reads and validates a JSON body. Everything a client can get wrong — content type, size, syntax, unknown
- * or invalid fields — becomes one 4xx that names the problem, before anything is written.
+ * Reads and validates a JSON body. Everything a client can get wrong — content type, size, encoding, syntax,
+ * unknown or invalid fields — becomes one 4xx that names the problem, before anything is written. Text must
+ * be valid Unicode: bytes that are not UTF-8, or a `\uD800` escape without its pair, would otherwise be
+ * stored as replacement characters, silently changing what the channel sent.
  */
 export async function readJson<S extends z.ZodType>(request: HttpRequestLike, schema: S): Promise<z.infer<S>> {
   const contentType = request.headers.get('content-type') ?? '';
@@ -28,15 +34,29 @@ export async function readJson<S extends z.ZodType>(request: HttpRequestLike, sc
   }
   const declared = Number(request.headers.get('content-length') ?? 0);
   if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const text = await request.text();
-  if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw tooLarge();
-  let json: unknown;
+  const bytes = await request.arrayBuffer();
+  if (bytes.byteLength > MAX_BODY_BYTES) throw tooLarge();
+  let text: string;
   try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new DomainError('VALIDATION_FAILED', `The body is not valid JSON: ${(error as Error).message}`, {
-      '': ['is not valid JSON'],
+    text = utf8.decode(bytes);
+  } catch {
+    throw invalidBody('The body is not valid UTF-8.', 'is not valid UTF-8');
+  }
+  let json: unknown;
+  let malformed: string | undefined;
+  try {
+    json = JSON.parse(text, (key, value: unknown) => {
+      if (LONE_SURROGATE.test(key) || (typeof value === 'string' && LONE_SURROGATE.test(value))) malformed ??= key;
+      return value;
     });
+  } catch (error) {
+    throw invalidBody(`The body is not valid JSON: ${(error as Error).message}`, 'is not valid JSON');
+  }
+  if (malformed !== undefined) {
+    throw invalidBody(
+      'The body holds text that is not valid Unicode (a lone UTF-16 surrogate).',
+      'is not valid Unicode',
+    );
   }
   return validate(schema, json, 'The body is not valid.');
 }
@@ -58,7 +78,8 @@ export function readQuery<S extends z.ZodType>(request: HttpRequestLike, schema:
 }
 
 export function fieldErrors(error: z.ZodError): FieldErrors {
-  const errors: FieldErrors = {};
+  // Paths come from the client's keys: `constructor` or `__proto__` must be plain keys here, not inherited.
+  const errors: FieldErrors = Object.create(null) as FieldErrors;
   const add = (path: string, message: string) => (errors[path] ??= []).push(message);
   for (const issue of error.issues) {
     const path = issue.path.map(String).join('.');
@@ -75,6 +96,9 @@ function summarize(error: z.ZodError): string {
   const fields = Object.keys(fieldErrors(error)).map((f) => f || '(body)');
   return `Check: ${fields.join(', ')}.`;
 }
+
+const invalidBody = (detail: string, message: string) =>
+  new DomainError('VALIDATION_FAILED', detail, { '': [message] });
 
 const tooLarge = () =>
   new DomainError('PAYLOAD_TOO_LARGE', `The body is larger than ${MAX_BODY_BYTES / 1024} KiB.`, {
