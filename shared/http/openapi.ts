@@ -2,7 +2,13 @@ import { z } from 'zod';
 
 import { customerPatchSchema, customerSchema } from '../domain/customer';
 import { OPERATION_STATUSES, OPERATION_TYPES } from '../domain/operation';
-import { bulkResyncSchema, feedQuerySchema, listQuerySchema, operationEditSchema } from './schemas';
+import {
+  bulkResyncSchema,
+  deadLettersQuerySchema,
+  feedQuerySchema,
+  listQuerySchema,
+  operationEditSchema,
+} from './schemas';
 
 /**
  * The OpenAPI 3.1 description, built from the zod schemas that validate the requests (so the two cannot
@@ -103,6 +109,12 @@ const RESPONSES = {
     durationMs: z.number(),
     counts: z.record(z.string(), z.number()),
     message: z.string(),
+  }),
+  DeadLetter: z.object({
+    messageId: z.string(),
+    reason: z.string(),
+    body: z.string().describe('The message body as received (cut at 16,000 characters; bytes as base64:…)'),
+    receivedAt: z.string(),
   }),
 } satisfies Record<string, z.ZodType>;
 
@@ -273,6 +285,23 @@ export function openApiDocument(): object {
           responses: {
             '200': { description: 'The run', content: jsonContent(ref('JobRun')) },
             ...errors(401, 403, 404),
+          },
+        },
+      },
+      '/dead-letters': {
+        get: {
+          summary:
+            'Queue messages refused as not a doorbell, newest first, with the reason; completed at once, never retried (Sync.Reader)',
+          parameters: queryParameters(deadLettersQuerySchema),
+          responses: {
+            '200': {
+              description: 'Dead letters',
+              content: jsonContent({
+                type: 'object',
+                properties: { items: { type: 'array', items: ref('DeadLetter') } },
+              }),
+            },
+            ...errors(400, 401, 403),
           },
         },
       },

@@ -39,3 +39,7 @@ export const bulkResyncSchema = z.union(
     error: `send either { "operationIds": [1–${BULK_LIMIT} ids] } or { "filter": { ...the GET /api/operations keys } }`,
   },
 );
+
+export const deadLettersQuerySchema = z.strictObject({
+  top: z.coerce.number().int().min(1).max(1000).default(100),
+});

@@ -20,6 +20,7 @@ export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record
     indexHoursDropped: 0,
     feedEntriesDeleted: 0,
     jobRunsDeleted: 0,
+    deadLettersDeleted: 0,
   };
 
   for (const hour of (await store.operationIndex.hours()).filter((h) => h < cutoffHour)) {
@@ -46,11 +47,12 @@ export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record
   }
   counts.feedEntriesDeleted = await store.feed.deleteBefore(cutoff.slice(0, 10));
   counts.jobRunsDeleted = await store.jobRuns.deleteBefore(JOB_NAMES, cutoff);
+  counts.deadLettersDeleted = await store.deadLetters.deleteBefore(cutoff);
   return {
     counts,
     message:
       `Deleted ${counts.operationsDeleted} operations older than ${ctx.retentionDays} days ` +
-      `(kept ${counts.operationsKept} still Pending or Failed), ${counts.feedEntriesDeleted} feed entries ` +
-      `and ${counts.jobRunsDeleted} job runs.`,
+      `(kept ${counts.operationsKept} still Pending or Failed), ${counts.feedEntriesDeleted} feed entries` +
+      `, ${counts.jobRunsDeleted} job runs and ${counts.deadLettersDeleted} dead letters.`,
   };
 }

@@ -2,6 +2,7 @@ import type { TableServiceClientOptions } from '@azure/data-tables';
 
 import { AccountIndex, AccountNumberAllocator } from './accounts';
 import { CustomerStore } from './customer-store';
+import { DeadLetters } from './dead-letters';
 import { EmailClaims } from './email-claims';
 import { CustomerFeed } from './feed';
 import { FeedInFlight } from './feed-in-flight';
@@ -24,6 +25,7 @@ export interface Store {
   jobRuns: JobRunLog;
   idempotency: IdempotencyKeys;
   operationIndex: OperationIndex;
+  deadLetters: DeadLetters;
 }
 
 export function createStore(
@@ -44,5 +46,6 @@ export function createStore(
     jobRuns: new JobRunLog(tables.get('jobRuns')),
     idempotency: new IdempotencyKeys(tables.get('idempotency')),
     operationIndex: new OperationIndex(tables),
+    deadLetters: new DeadLetters(tables.get('deadLetters')),
   };
 }

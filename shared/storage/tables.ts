@@ -25,6 +25,7 @@ export const TABLE_NAMES = {
   idempotency: 'IdempotencyKeys',
   failedOperations: 'FailedOperations',
   sequences: 'Sequences',
+  deadLetters: 'DeadLetters',
 } as const;
 export type TableName = keyof typeof TABLE_NAMES;
 

@@ -183,6 +183,7 @@ const ENDPOINTS: Endpoint[] = [
   { name: 'failures', method: 'GET', path: () => '/failures', ok: 200, allowed: readers },
   { name: 'HQ customer', method: 'GET', path: () => `/customers/${data.customerAccount}`, ok: 200, allowed: readers },
   { name: 'job runs', method: 'GET', path: () => '/jobs', ok: 200, allowed: readers },
+  { name: 'dead letters', method: 'GET', path: () => '/dead-letters', ok: 200, allowed: readers },
   {
     name: 'run a job',
     method: 'POST',

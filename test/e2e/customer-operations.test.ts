@@ -256,16 +256,35 @@ describe('jobs and the queue', () => {
     expect(unknown.status).toBe(404);
   });
 
-  it('a message that is not a doorbell ends in the dead-letter queue with a reason', async () => {
+  it('a message that is not a doorbell is dead-lettered at once with its reason, not retried', async () => {
     const client = new ServiceBusClient(stack.settings.SERVICEBUS_CONNECTION!);
     try {
       const queue = stack.settings.CUSTOMER_OPERATIONS_QUEUE!;
-      await client.createSender(queue).sendMessages({ body: { hello: 'world' }, messageId: 'junk-1' });
+      const sender = client.createSender(queue);
+      await sender.sendMessages([
+        { body: { hello: 'world' }, messageId: 'junk-1' },
+        { body: 'not json', messageId: 'junk-2' },
+        { body: { customerKey: "x' or '1' eq '1" }, messageId: 'junk-3' },
+      ]);
+      const dead = await eventually(
+        async () => {
+          const response = await stack.call('GET', '/dead-letters', { token: reader() });
+          const { items } = (await response.json()) as { items: { messageId: string; reason: string; body: string }[] };
+          return items.length >= 3 ? items : undefined;
+        },
+        5000,
+        'three dead letters',
+      );
+      expect(dead.map((d) => d.messageId).sort()).toEqual(['junk-1', 'junk-2', 'junk-3']);
+      expect(dead.find((d) => d.messageId === 'junk-1')).toMatchObject({
+        reason: expect.stringMatching(/^Not a customer doorbell: customerKey: /),
+        body: '{"hello":"world"}',
+      });
+      expect(dead.find((d) => d.messageId === 'junk-2')?.body).toBe('not json');
+      // Completed on its first delivery: nothing left in the queue to retry, nothing in the broker's DLQ.
+      expect(await client.createReceiver(queue).peekMessages(10)).toEqual([]);
       const dlq = client.createReceiver(queue, { subQueueType: 'deadLetter' });
-      const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 15_000 });
-      expect(dead?.messageId).toBe('junk-1');
-      expect(dead?.deadLetterReason).toBeTruthy();
-      await dlq.completeMessage(dead!);
+      expect(await dlq.peekMessages(10)).toEqual([]);
     } finally {
       await client.close();
     }

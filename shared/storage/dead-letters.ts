@@ -1,0 +1,68 @@
+import { odata, type TableClient } from '@azure/data-tables';
+
+/**
+ * Table `DeadLetters` — queue messages that are not doorbells, kept with the reason they were refused.
+ * PartitionKey `dead`, RowKey = inverted receipt time + message id, so the newest list first. They are rare
+ * (a doorbell is written by this service alone), so one partition holds them all.
+ *
+ * Why not the broker's dead-letter queue: a Node.js function settles its trigger message only through the
+ * preview Service Bus SDK-binding extension; with the generally available model, throwing abandons the
+ * message and the broker retries it up to its max delivery count. An invalid message cannot become valid by
+ * retrying, so the processor records it here and completes it at once.
+ */
+export interface DeadLetter {
+  messageId: string;
+  reason: string;
+  /** The message body as received (as JSON text when it was not text), cut at MAX_BODY characters. */
+  body: string;
+  receivedAt: string;
+}
+
+const PARTITION = 'dead';
+const MAX_TIME = 9_999_999_999_999;
+/** Keeps an entity well under Table Storage's 64 KiB per string property. */
+const MAX_BODY = 16_000;
+const inverted = (iso: string) => String(MAX_TIME - Date.parse(iso)).padStart(13, '0');
+
+export class DeadLetters {
+  constructor(private readonly table: TableClient) {}
+
+  /** Records a refused message; a redelivery of the same message overwrites its own entry. */
+  async add(entry: DeadLetter): Promise<void> {
+    await this.table.upsertEntity(
+      {
+        partitionKey: PARTITION,
+        rowKey: `${inverted(entry.receivedAt)}|${encodeURIComponent(entry.messageId).slice(0, 200)}`,
+        ...entry,
+        body: entry.body.slice(0, MAX_BODY),
+      },
+      'Replace',
+    );
+  }
+
+  /** The newest `top` dead letters. */
+  async latest(top: number): Promise<DeadLetter[]> {
+    const items: DeadLetter[] = [];
+    const pages = this.table
+      .listEntities<DeadLetter>({ queryOptions: { filter: odata`PartitionKey eq ${PARTITION}` } })
+      .byPage({ maxPageSize: top });
+    for await (const page of pages) {
+      for (const e of page) {
+        items.push({ messageId: e.messageId, reason: e.reason, body: e.body, receivedAt: e.receivedAt });
+        if (items.length === top) return items;
+      }
+    }
+    return items;
+  }
+
+  /** Deletes dead letters received before `before` (retention); returns how many. */
+  async deleteBefore(before: string): Promise<number> {
+    let deleted = 0;
+    const filter = odata`PartitionKey eq ${PARTITION} and RowKey gt ${inverted(before)}`;
+    for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) {
+      await this.table.deleteEntity(PARTITION, e.rowKey!);
+      deleted++;
+    }
+    return deleted;
+  }
+}
