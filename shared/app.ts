@@ -26,6 +26,7 @@ export function services(): Services {
       hq: { customerGroups: s.HQ_CUSTOMER_GROUPS },
       retry: { maxAttempts: s.RETRY_MAX_ATTEMPTS, baseDelayMs: s.RETRY_BASE_DELAY_SECONDS * 1000 },
       pendingResendAfterMs: s.PENDING_RESEND_AFTER_SECONDS * 1000,
+      feedMarkerStaleMs: s.FEED_MARKER_STALE_SECONDS * 1000,
       retentionDays: s.AUDIT_RETENTION_DAYS,
       log: (message) => console.warn(message),
     },

@@ -30,6 +30,7 @@ const settingsSchema = z
     AUTH_DEV_SECRET: z.string().min(16).optional(),
     AUTH_CHANNEL_CLAIM: z.string().min(1).default('channel'),
     PENDING_RESEND_AFTER_SECONDS: int(30),
+    FEED_MARKER_STALE_SECONDS: int(120),
     RETRY_MAX_ATTEMPTS: int(5),
     RETRY_BASE_DELAY_SECONDS: int(2),
     AUDIT_RETENTION_DAYS: int(90),

@@ -31,6 +31,7 @@ export function testContext(overrides: Partial<SyncContext> = {}) {
     hq: { customerGroups: ['Retail', 'Wholesale', 'Employees'] },
     retry: { maxAttempts: 3, baseDelayMs: 1000 },
     pendingResendAfterMs: 30_000,
+    feedMarkerStaleMs: 120_000,
     retentionDays: 90,
     log: () => undefined,
     ...overrides,

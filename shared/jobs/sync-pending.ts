@@ -38,9 +38,6 @@ export async function syncPendingOperations(
   };
 }
 
-/** No processing round runs this long; a marker this old was left by a crashed round. */
-const STALE_MARKER_MS = 2 * 60_000;
-
 /**
  * Finishes the rounds that crashed between their commit and their feed entries: the marker names the
  * operations the round may have applied, and every one of them that is Synced gets its entry written again
@@ -49,7 +46,7 @@ const STALE_MARKER_MS = 2 * 60_000;
  * again too, so listings show the state the round committed.
  */
 async function sweepFeedMarkers(ctx: SyncContext, now: Date): Promise<number> {
-  const staleBefore = new Date(now.getTime() - STALE_MARKER_MS).toISOString();
+  const staleBefore = new Date(now.getTime() - ctx.feedMarkerStaleMs).toISOString();
   let cleared = 0;
   for (const marker of await ctx.store.feedInFlight.list()) {
     if (marker.at > staleBefore) continue;
