@@ -4,7 +4,7 @@ import { customerPatchSchema } from '../shared/domain/customer';
 import { DomainError } from '../shared/domain/errors';
 import { requireChannel } from '../shared/http/auth';
 import { authenticated, json } from '../shared/http/endpoint';
-import { readJson, validate } from '../shared/http/request';
+import { idempotencyOf, readJson, validate } from '../shared/http/request';
 import { accountSchema, channelIdSchema } from '../shared/http/schemas';
 import { submitEdit } from '../shared/operations/submit';
 
@@ -20,7 +20,13 @@ app.http('channel-customers-update', {
       throw new DomainError('CUSTOMER_NOT_FOUND', `No customer has the account '${account}'.`);
     }
     const patch = await readJson(request, customerPatchSchema);
-    const accepted = await submitEdit(ctx, { channel, account, patch, by: principal.subject });
+    const accepted = await submitEdit(ctx, {
+      channel,
+      account,
+      patch,
+      by: principal.subject,
+      idempotency: idempotencyOf(request, patch),
+    });
     return json(202, accepted, { Location: `/api/operations/${accepted.operationId}` });
   }),
 });

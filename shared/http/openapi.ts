@@ -144,6 +144,13 @@ const path = (name: string, description: string) => ({
 const channelId = path('channelId', 'The channel, e.g. web or pos-042; must match the token’s channel.');
 const account = path('account', 'Either the async customer account or the customer account.');
 const operationId = path('operationId', 'The operation id.');
+const idempotencyKey = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'A repeat with the same key and body gets the first answer and creates nothing new.',
+  schema: { type: 'string', maxLength: 200 },
+};
 
 let cached: object | undefined;
 
@@ -165,10 +172,7 @@ export function openApiDocument(): object {
       '/channels/{channelId}/customers': {
         post: {
           summary: 'Create a customer asynchronously (role Channel)',
-          parameters: [
-            channelId,
-            { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 200 } },
-          ],
+          parameters: [channelId, idempotencyKey],
           requestBody: { required: true, content: jsonContent(ref('Customer')) },
           responses: {
             '202': { description: 'Accepted', content: jsonContent(ref('Accepted')) },
@@ -179,11 +183,11 @@ export function openApiDocument(): object {
       '/channels/{channelId}/customers/{account}': {
         patch: {
           summary: 'Edit a customer (changed fields only; null removes) (role Channel)',
-          parameters: [channelId, account],
+          parameters: [channelId, account, idempotencyKey],
           requestBody: { required: true, content: jsonContent(ref('CustomerPatch')) },
           responses: {
             '202': { description: 'Accepted', content: jsonContent(ref('Accepted')) },
-            ...errors(400, 401, 403, 404, 413, 415),
+            ...errors(400, 401, 403, 404, 413, 415, 422),
           },
         },
       },

@@ -1,4 +1,6 @@
-import type { z } from 'zod';
+import { createHash } from 'node:crypto';
+
+import { z } from 'zod';
 
 import { DomainError, type FieldErrors } from '../domain/errors';
 
@@ -104,3 +106,21 @@ const tooLarge = () =>
   new DomainError('PAYLOAD_TOO_LARGE', `The body is larger than ${MAX_BODY_BYTES / 1024} KiB.`, {
     '': [`must be at most ${MAX_BODY_BYTES} bytes`],
   });
+
+const idempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1–200 visible ASCII characters');
+
+/**
+ * The request's Idempotency-Key (validated) with a hash of the body it came with, so a repeat with another
+ * body is told apart from a retry; undefined without the header.
+ */
+export function idempotencyOf(
+  request: HttpRequestLike,
+  body: unknown,
+): { key: string; requestHash: string } | undefined {
+  const key = request.headers.get('idempotency-key');
+  if (key === null) return undefined;
+  return {
+    key: validate(idempotencyKeySchema, key, 'Invalid Idempotency-Key.'),
+    requestHash: createHash('sha256').update(JSON.stringify(body)).digest('base64url'),
+  };
+}

@@ -11,8 +11,6 @@ export const channelIdSchema = z
 
 export const accountSchema = z.string().regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'is not an account number');
 
-export const idempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1–200 visible ASCII characters');
-
 export const feedQuerySchema = z.strictObject({ cursor: z.string().min(1).max(2048).optional() });
 
 export const jobNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'is not a job name');

@@ -6,6 +6,7 @@ import { DomainError } from '../domain/errors';
 import { describeSubmitted } from '../domain/hq-rules';
 import { type CustomerRecord, type Operation, operationIdOf, type OperationType } from '../domain/operation';
 import type { Doorbell } from '../messaging/doorbell';
+import type { EditKey } from '../storage/customer-store';
 import { hasStatus } from '../storage/tables';
 import { findCustomer, newAsyncCustomerAccount } from './accounts';
 import type { SyncContext } from './context';
@@ -37,12 +38,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       operationId: operationIdOf(customerKey, 1),
       asyncCustomerAccount: customerKey,
     });
-    if (answer.requestHash !== input.idempotency.requestHash) {
-      throw new DomainError(
-        'IDEMPOTENCY_KEY_REUSED',
-        'This Idempotency-Key was already used with a different request body; use a new key for a new customer.',
-      );
-    }
+    if (answer.requestHash !== input.idempotency.requestHash) throw keyReused('customer');
     customerKey = answer.asyncCustomerAccount;
   }
 
@@ -89,17 +85,25 @@ export interface SubmitEdit {
   account: string;
   patch: CustomerPatch;
   by?: string;
+  /** Idempotency-Key header and a hash of the request it came with. */
+  idempotency?: { key: string; requestHash: string };
 }
 
 /**
  * Accepts an edit by either account. The next sequence number is taken from the customer record and the
  * operation inserted in the same ETag-guarded transaction, so concurrent edits get distinct, gap-free
- * numbers in the order they were accepted.
+ * numbers in the order they were accepted. With an Idempotency-Key the key is written in that transaction
+ * too: a repeat of the request (the channel lost the answer) gets the first answer and creates nothing.
  */
 export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<Accepted> {
   await ctx.store.tables.ensureCreated();
   let record = await findCustomer(ctx.store, input.account);
   const { customerKey } = record.value;
+  const key = input.idempotency && { channel: input.channel, ...input.idempotency };
+  if (key) {
+    const earlier = await acceptedEdit(ctx, customerKey, key);
+    if (earlier) return earlier;
+  }
   const changes = flatten(input.patch);
   const requestId = randomUUID();
   // One timestamp for every attempt: a retry of the same sequence number rewrites the same index entry.
@@ -112,11 +116,14 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
     operation.asyncCustomerAccount = record.value.asyncCustomerAccount;
     operation.customerAccount = record.value.customerAccount;
     try {
-      await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation);
+      await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation, key);
       await ctx.store.operationIndex.put(operation);
       break;
     } catch (error) {
       if (!hasStatus(error, 409, 412) || attempt >= 20) throw error;
+      // The key was taken meanwhile by a concurrent repeat of this request: its answer is ours.
+      const earlier = key && (await acceptedEdit(ctx, customerKey, key));
+      if (earlier) return earlier;
       // Our own commit may have landed with its answer lost (the SDK retried it); otherwise someone else
       // changed the record since it was read: read it again.
       if (await isOurs(ctx, customerKey, seq, requestId)) {
@@ -134,6 +141,27 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
   await ring(ctx, { customerKey, pending });
   return { operationId: operationIdOf(customerKey, seq), status: 'Pending' };
 }
+
+/**
+ * The answer given to an earlier request with this edit's Idempotency-Key, if there was one; it is rung again
+ * and indexed again (both harmless), in case the first request died before doing so.
+ */
+async function acceptedEdit(ctx: SyncContext, customerKey: string, key: EditKey): Promise<Accepted | undefined> {
+  const earlier = await ctx.store.customers.editFor(customerKey, key);
+  if (!earlier) return undefined;
+  if (earlier.requestHash !== key.requestHash) throw keyReused('edit');
+  const op = await ctx.store.customers.getOperation(customerKey, earlier.seq);
+  if (op) await ctx.store.operationIndex.put(op.value);
+  const pending = await ctx.store.pending.mark(customerKey, ctx.clock());
+  await ring(ctx, { customerKey, pending });
+  return { operationId: operationIdOf(customerKey, earlier.seq), status: 'Pending' };
+}
+
+const keyReused = (what: 'customer' | 'edit') =>
+  new DomainError(
+    'IDEMPOTENCY_KEY_REUSED',
+    `This Idempotency-Key was already used with a different request body; use a new key for a new ${what}.`,
+  );
 
 /** Whether the operation at `seq` is the one this request wrote (its request id matches). */
 async function isOurs(ctx: SyncContext, customerKey: string, seq: number, requestId: string): Promise<boolean> {

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
 
 import type { AttributeChange, Changes } from '../domain/changes';
@@ -19,6 +21,7 @@ import { getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
  *
  *   RowKey `customer`        the HQ customer master record and the partition's bookkeeping (CustomerRecord)
  *   RowKey `op-0000000001`   its operations in submission order (Operation)
+ *   RowKey `key-<hash>`      an edit's Idempotency-Key → the operation it was accepted as
  *
  * Keeping a customer's record and operations in one partition is what makes processing exact: accepting an
  * operation (bump nextSeq + insert operation) and applying operations (update record + operations) are each
@@ -32,6 +35,16 @@ export interface Versioned<T> {
 }
 
 const RECORD_ROW = 'customer';
+
+/** A channel's Idempotency-Key for an edit, and a hash of the request it came with. */
+export interface EditKey {
+  channel: string;
+  key: string;
+  requestHash: string;
+}
+/** Keys live in the customer's partition (row `key-<hash>`), so they commit with the operation they accept. */
+const editKeyRow = ({ channel, key }: EditKey) =>
+  `key-${createHash('sha256').update(`${channel}\n${key}`).digest('base64url')}`;
 
 export class CustomerStore {
   constructor(private readonly table: TableClient) {}
@@ -82,12 +95,35 @@ export class CustomerStore {
     ]);
   }
 
-  /** Accepts an operation for an existing customer; fails with 412 if the record changed since it was read. */
-  async append(record: Versioned<CustomerRecord>, operation: Operation): Promise<void> {
-    await this.table.submitTransaction([
+  /**
+   * Accepts an operation for an existing customer; fails with 412 if the record changed since it was read.
+   * With an idempotency key, the key's entity goes in the same transaction: a second request with the key
+   * fails with 409 and finds the first one's answer with `editFor`, so an edit is accepted once per key,
+   * even when two retries race.
+   */
+  async append(record: Versioned<CustomerRecord>, operation: Operation, idempotency?: EditKey): Promise<void> {
+    const actions: TransactionAction[] = [
       ['update', fromRecord(record.value), 'Replace', { etag: record.etag }],
       ['create', fromOperation(operation)],
-    ]);
+    ];
+    if (idempotency) {
+      actions.push([
+        'create',
+        {
+          partitionKey: record.value.customerKey,
+          rowKey: editKeyRow(idempotency),
+          requestHash: idempotency.requestHash,
+          seq: operation.seq,
+        },
+      ]);
+    }
+    await this.table.submitTransaction(actions);
+  }
+
+  /** The edit accepted earlier under this idempotency key, if any: its sequence number and request hash. */
+  async editFor(customerKey: string, key: EditKey): Promise<{ seq: number; requestHash: string } | undefined> {
+    const entity = await getOrUndefined<{ seq: number; requestHash: string }>(this.table, customerKey, editKeyRow(key));
+    return entity && { seq: entity.seq, requestHash: entity.requestHash };
   }
 
   /**

@@ -147,6 +147,18 @@ describe('a channel submits customers; HQ applies them in the background', () =>
     expect(((await other.json()) as { code: string }).code).toBe('IDEMPOTENCY_KEY_REUSED');
   });
 
+  it('an edit repeated with its Idempotency-Key returns the first answer and creates nothing new', async () => {
+    const { asyncCustomerAccount } = await create(person());
+    const headers = { 'Idempotency-Key': `e-${Date.now()}` };
+    const edit = (body: unknown) =>
+      stack.call('PATCH', `/channels/web/customers/${asyncCustomerAccount}`, { token: web, body, headers });
+    const first = await edit({ phone: '+4500000001' });
+    const again = await edit({ phone: '+4500000001' });
+    expect(first.status).toBe(202);
+    expect(await again.json()).toEqual(await first.json());
+    expect((await edit({ phone: '+4500000002' })).status).toBe(422);
+  });
+
   it('the channel feed carries the async → real account mapping, and the cursor moves on', async () => {
     const accepted = await create(person());
     const { customerAccount } = await settled(accepted.operationId);

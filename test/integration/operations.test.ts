@@ -129,6 +129,26 @@ describe('processing customer operations against Table Storage', () => {
     expect((await getCustomer(ctx, first.asyncCustomerAccount!)).version).toBe(1);
   });
 
+  it('an edit repeated with its Idempotency-Key is accepted once, even when the repeats race', async () => {
+    const { ctx } = testContext();
+    const created = await submitCreate(ctx, { channel, customer: person() });
+    const account = created.asyncCustomerAccount!;
+    const idempotency = { key: 'edit-7', requestHash: 'h1' };
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => submitEdit(ctx, { channel, account, patch: { phone: '7' }, idempotency })),
+    );
+    expect(new Set(answers.map((a) => a.operationId))).toEqual(new Set([`${account}-2`]));
+    expect(await submitEdit(ctx, { channel, account, patch: { phone: '7' }, idempotency })).toEqual(answers[0]);
+    // The same key on another channel is another request; another body under the key is refused.
+    const other = await submitEdit(ctx, { channel: 'pos-9', account, patch: { phone: '7' }, idempotency });
+    expect(other.operationId).toBe(`${account}-3`);
+    await expect(
+      submitEdit(ctx, { channel, account, patch: { phone: '8' }, idempotency: { key: 'edit-7', requestHash: 'h2' } }),
+    ).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    await processCustomer(ctx, account);
+    expect((await getCustomer(ctx, account)).version).toBe(3);
+  });
+
   it('a failure after the commit but before the feed write is repaired, and the entry is delivered exactly once', async () => {
     const { ctx } = testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
