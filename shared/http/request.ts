@@ -17,7 +17,7 @@ export interface HttpRequestLike {
 export const MAX_BODY_BYTES = 256 * 1024;
 
 /** A UTF-16 surrogate without its other half: text that cannot be stored or sent on as UTF-8. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -71,7 +71,8 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, detail:
 
 /** Query parameters as an object (repeated keys become arrays), validated like a body. */
 export function readQuery<S extends z.ZodType>(request: HttpRequestLike, schema: S): z.infer<S> {
-  const raw: Record<string, string | string[]> = {};
+  // Keys are the client's: `__proto__` must become a key the schema refuses, not this object's prototype.
+  const raw = Object.create(null) as Record<string, string | string[]>;
   for (const key of new Set(request.query.keys())) {
     const values = request.query.getAll(key);
     raw[key] = values.length === 1 ? values[0]! : values;

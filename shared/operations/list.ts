@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { DomainError } from '../domain/errors';
 import type { ListedOperation } from '../domain/operation';
-import type { IndexEntry, IndexQuery } from '../storage/operation-index';
+import { hourOf, type IndexEntry, type IndexQuery, isHour } from '../storage/operation-index';
 import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
 import { filterFingerprint, matches, type OperationFilter } from './filter';
@@ -19,6 +19,11 @@ const READ_AHEAD = 100;
  * answers with fewer than `top` items and a continuation token, rather than reading without limit.
  */
 const READ_BUDGET = 2000;
+/**
+ * Most hour tables one request reads. A sparse filter over a long window stops there and answers with what
+ * it found and a continuation token for the next hour, rather than querying every hour of 90 days at once.
+ */
+const HOUR_BUDGET = 48;
 /** The longest window a query may span; longer than the retention period on purpose. */
 const MAX_WINDOW_DAYS = 400;
 
@@ -87,11 +92,16 @@ export async function listOperations(
       fields: filter.fields,
     };
     const resume = token?.d === 'index' ? token : undefined;
-    if (resume && (resume.hour === '') !== failedIndex) throw invalidToken();
+    if (resume && (failedIndex ? resume.hour !== '' : !inWindow(resume.hour, window))) throw invalidToken();
     // A resumed query goes on from its token's hour (or the next older one, if retention dropped it).
     const hours = failedIndex ? [''] : ctx.store.operationIndex.hoursBetween(window.from, resume?.hour || window.to);
+    let visited = 0;
     for await (const hour of hours) {
-      const after = resume?.hour === hour ? resume.rk : undefined;
+      if (++visited > HOUR_BUDGET) {
+        next = { d: 'index', f: fingerprint, hour, rk: '' }; // that hour, from its start
+        break;
+      }
+      const after = resume?.hour === hour && resume.rk ? resume.rk : undefined;
       // Fetch as many index entries per request as the page still needs items: every entry costs a read.
       const hourQuery = { ...query, after, pageSize: top - items.length };
       const entries =
@@ -164,6 +174,10 @@ function timeWindow(ctx: SyncContext, filter: OperationFilter): { from: string; 
   }
   return { from, to };
 }
+
+/** Whether a token's hour is a real hour inside the query's window (a forged one could be anything). */
+const inWindow = (hour: string, window: { from: string; to: string }) =>
+  isHour(hour) && hour >= hourOf(window.from) && hour <= hourOf(window.to);
 
 function decodeToken(value: string, fingerprint: string): Token {
   let token: Token;

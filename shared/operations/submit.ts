@@ -143,17 +143,20 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
 }
 
 /**
- * The answer given to an earlier request with this edit's Idempotency-Key, if there was one; it is rung again
- * and indexed again (both harmless), in case the first request died before doing so.
+ * The answer given to an earlier request with this edit's Idempotency-Key, if there was one. Its operation is
+ * indexed and rung again (both harmless), in case the first request died before doing so — unless retention
+ * has deleted it since: the answer stays the same.
  */
 async function acceptedEdit(ctx: SyncContext, customerKey: string, key: EditKey): Promise<Accepted | undefined> {
   const earlier = await ctx.store.customers.editFor(customerKey, key);
   if (!earlier) return undefined;
   if (earlier.requestHash !== key.requestHash) throw keyReused('edit');
   const op = await ctx.store.customers.getOperation(customerKey, earlier.seq);
-  if (op) await ctx.store.operationIndex.put(op.value);
-  const pending = await ctx.store.pending.mark(customerKey, ctx.clock());
-  await ring(ctx, { customerKey, pending });
+  if (op) {
+    await ctx.store.operationIndex.put(op.value);
+    const pending = await ctx.store.pending.mark(customerKey, ctx.clock());
+    await ring(ctx, { customerKey, pending });
+  }
   return { operationId: operationIdOf(customerKey, earlier.seq), status: 'Pending' };
 }
 

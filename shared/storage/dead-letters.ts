@@ -1,5 +1,7 @@
 import { odata, type TableClient } from '@azure/data-tables';
 
+import { invertedTime } from './tables';
+
 /**
  * Table `DeadLetters` — queue messages that are not doorbells, kept with the reason they were refused.
  * PartitionKey `dead`, RowKey = inverted receipt time + message id, so the newest list first. They are rare
@@ -19,20 +21,18 @@ export interface DeadLetter {
 }
 
 const PARTITION = 'dead';
-const MAX_TIME = 9_999_999_999_999;
 /** Keeps an entity well under Table Storage's 64 KiB per string property. */
 const MAX_BODY = 16_000;
-const inverted = (iso: string) => String(MAX_TIME - Date.parse(iso)).padStart(13, '0');
 
 export class DeadLetters {
   constructor(private readonly table: TableClient) {}
 
-  /** Records a refused message; a redelivery of the same message overwrites its own entry. */
+  /** Records a refused message (a redelivery, if completing it failed, is recorded again). */
   async add(entry: DeadLetter): Promise<void> {
     await this.table.upsertEntity(
       {
         partitionKey: PARTITION,
-        rowKey: `${inverted(entry.receivedAt)}|${encodeURIComponent(entry.messageId).slice(0, 200)}`,
+        rowKey: `${invertedTime(entry.receivedAt)}|${encodeURIComponent(entry.messageId).slice(0, 200)}`,
         ...entry,
         body: entry.body.slice(0, MAX_BODY),
       },
@@ -58,7 +58,7 @@ export class DeadLetters {
   /** Deletes dead letters received before `before` (retention); returns how many. */
   async deleteBefore(before: string): Promise<number> {
     let deleted = 0;
-    const filter = odata`PartitionKey eq ${PARTITION} and RowKey gt ${inverted(before)}`;
+    const filter = odata`PartitionKey eq ${PARTITION} and RowKey gt ${invertedTime(before)}`;
     for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) {
       await this.table.deleteEntity(PARTITION, e.rowKey!);
       deleted++;

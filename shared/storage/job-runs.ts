@@ -1,6 +1,6 @@
 import { odata, type TableClient } from '@azure/data-tables';
 
-import { packJson, unpackJson } from './tables';
+import { invertedTime, packJson, unpackJson } from './tables';
 
 /**
  * Table `JobRuns` — PartitionKey = job name, RowKey = inverted start time (+ a random suffix), so each job's
@@ -15,13 +15,11 @@ export interface JobRun {
   message: string;
 }
 
-const MAX_TIME = 9_999_999_999_999;
-
 export class JobRunLog {
   constructor(private readonly table: TableClient) {}
 
   async record(run: JobRun): Promise<void> {
-    const inverted = String(MAX_TIME - Date.parse(run.startedAt)).padStart(13, '0');
+    const inverted = invertedTime(run.startedAt);
     await this.table.createEntity({
       partitionKey: run.job,
       rowKey: `${inverted}-${Math.random().toString(36).slice(2, 8)}`,
@@ -36,7 +34,7 @@ export class JobRunLog {
   /** Deletes runs started before `before` (retention); returns how many. */
   async deleteBefore(jobs: readonly string[], before: string): Promise<number> {
     let deleted = 0;
-    const after = String(MAX_TIME - Date.parse(before)).padStart(13, '0');
+    const after = invertedTime(before);
     for (const job of jobs) {
       const filter = odata`PartitionKey eq ${job} and RowKey gt ${after}`;
       for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) {

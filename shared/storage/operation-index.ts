@@ -2,7 +2,7 @@ import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { Changes } from '../domain/changes';
 import type { LastError, ListedOperation, Operation, OperationSummary } from '../domain/operation';
-import { hasStatus, TABLE_NAMES, type TableSet } from './tables';
+import { hasStatus, invertedTime, TABLE_NAMES, type TableSet } from './tables';
 
 /**
  * Index entities that let operators find operations without scanning the Customers table.
@@ -77,10 +77,8 @@ export interface IndexQuery {
   pageSize?: number;
 }
 
-const MAX_MS = 9_999_999_999_999;
-const inverted = (iso: string) => String(MAX_MS - Date.parse(iso)).padStart(13, '0');
 export const indexRowKey = (op: Pick<Operation, 'operationTimestamp' | 'operationId'>) =>
-  `${inverted(op.operationTimestamp)}|${op.operationId}`;
+  `${invertedTime(op.operationTimestamp)}|${op.operationId}`;
 /** Whether an index entry stands for this operation (not an orphan left by a retried or failed submit). */
 export const entryIsFor = (entry: IndexEntry, op: OperationSummary) =>
   op.requestId === entry.requestId && indexRowKey(op) === entry.rowKey;
@@ -94,10 +92,15 @@ const FAILED_VIEW = 'failed|';
 /** The hour (yyyymmddhh, UTC) of an ISO timestamp: its index table's suffix. */
 export const hourOf = (iso: string) => iso.slice(0, 13).replace(/[-T]/g, '');
 const HOUR = /^\d{10}$/;
-const hourBefore = (hour: string) => {
-  const [y, m, d, h] = [hour.slice(0, 4), hour.slice(4, 6), hour.slice(6, 8), hour.slice(8, 10)];
-  return hourOf(new Date(Date.parse(`${y}-${m}-${d}T${h}:00:00Z`) - 3_600_000).toISOString());
-};
+/** Milliseconds of an hour's start; NaN for text that is not a real hour. */
+const hourStart = (hour: string) =>
+  HOUR.test(hour)
+    ? Date.parse(`${hour.slice(0, 4)}-${hour.slice(4, 6)}-${hour.slice(6, 8)}T${hour.slice(8, 10)}:00:00Z`)
+    : NaN;
+/** Whether the text is a real hour (2026-02-30 or hour 24 are not). */
+export const isHour = (hour: string) =>
+  !Number.isNaN(hourStart(hour)) && hourOf(new Date(hourStart(hour)).toISOString()) === hour;
+const hourBefore = (hour: string) => hourOf(new Date(hourStart(hour) - 3_600_000).toISOString());
 
 /** Property name for a field path: only letters, digits and _ are allowed, so _ - . are escaped. */
 export const fieldProperty = (path: string) =>
@@ -187,8 +190,8 @@ export class OperationIndex {
   ): AsyncIterable<IndexEntry> {
     // RowKeys are inverted times, newer is smaller: `to` (or the resume point) bounds from below, `from` from
     // above; the view's buckets between the two bounds are the partitions to read.
-    const lower = query.after ?? (query.to ? inverted(query.to) : '');
-    const upper = query.from ? `${inverted(query.from)}|~` : '~';
+    const lower = query.after ?? (query.to ? invertedTime(query.to) : '');
+    const upper = query.from ? `${invertedTime(query.from)}|~` : '~';
     // Each condition is its own odata`` template with text before the value: the helper quotes and escapes a
     // string only when it follows other text (a template that starts with a value is left unquoted).
     const conditions = [

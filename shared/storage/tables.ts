@@ -14,6 +14,10 @@ import { WriteBatcher } from './write-batcher';
  * Every table the app uses. One place knows their names so a prefix (TABLE_PREFIX) can give tests and
  * side-by-side deployments their own set.
  */
+const MAX_TIME = 9_999_999_999_999;
+/** Milliseconds before the year 2286, zero-padded: as a RowKey prefix it lists the newest first. */
+export const invertedTime = (iso: string) => String(MAX_TIME - Date.parse(iso)).padStart(13, '0');
+
 export const TABLE_NAMES = {
   customers: 'Customers',
   accounts: 'CustomerAccounts',

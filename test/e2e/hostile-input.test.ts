@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 
 import { customerPatchSchema, customerSchema } from '../../shared/domain/customer';
+import { LONE_SURROGATE } from '../../shared/http/request';
 import { bulkResyncSchema, operationEditSchema } from '../../shared/http/schemas';
 import { person } from '../support';
 import { eventually, type Stack, startStack } from './stack';
@@ -68,7 +69,8 @@ async function fingerprint(): Promise<string> {
   const prefix = stack.settings.TABLE_PREFIX!;
   const parts: string[] = [];
   for await (const table of service.listTables()) {
-    if (!table.name?.startsWith(prefix)) continue;
+    // JobRuns: the host's own timers record their runs there whatever the requests do.
+    if (!table.name?.startsWith(prefix) || table.name === `${prefix}JobRuns`) continue;
     const client = TableClient.fromConnectionString(stack.settings.STORAGE_CONNECTION_STRING!, table.name, {
       allowInsecureConnection: true,
     });
@@ -156,7 +158,6 @@ const anyBody = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 200 }),
 );
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /**
  * Bodies the endpoint must refuse: the hostile ones its schema rejects, that are not JSON, or that hold
  * invalid Unicode. (A hostile value can be a fine name — 'Æøå' or even "' or 1 eq 1" — and then it is
@@ -261,7 +262,7 @@ const withBody = (method: string, path: () => string, token: () => string, schem
     })),
   );
 
-describe('hostile input: never a 5xx, always problem+json, never a write', () => {
+describe('hostile input: never a 5xx, always problem+json, never a write', { timeout: 30_000 + RUNS * 200 }, () => {
   it('POST /channels/{channelId}/customers: hostile bodies, channel ids and Idempotency-Keys', async () => {
     await refusedAndNothingWritten(
       fc.oneof(
@@ -399,6 +400,27 @@ describe('hostile input: never a 5xx, always problem+json, never a write', () =>
         .tuple(fc.constantFrom('/operations/', '/customers/'), segment)
         .map(([path, id]): Sent => ({ method: 'GET', path: `${path}${id || '%20'}`, token: operator() })),
     );
+  });
+
+  it('a valid customer but for one lone surrogate (as a JSON escape) is refused as invalid Unicode', async () => {
+    const before = await fingerprint();
+    for (const [field, escaped] of [
+      ['lastName', '\\ud800'],
+      ['firstName', 'x\\udfff'],
+      ['city', '\\ude00\\ud83d'],
+    ]) {
+      const text = JSON.stringify(person()).replace(`"${field}":"`, `"${field}":"${escaped}`);
+      const result = await send({
+        method: 'POST',
+        path: '/channels/web/customers',
+        token: channel(),
+        body: text,
+        headers: { 'Content-Type': 'application/json' },
+      });
+      expect(result.status, text).toBe(400);
+      expect(JSON.parse(result.text)).toMatchObject({ errors: { '': ['is not valid Unicode'] } });
+    }
+    expect(await fingerprint()).toBe(before);
   });
 
   it('a valid customer whose text is OData, script or emoji is stored literally, not interpreted', async () => {

@@ -262,6 +262,38 @@ describe('robust listings', () => {
     expect(ids((await listOperations(ctx, { ...hour, fields: [] }, 10)).items)).toEqual([accepted[2], accepted[1]]);
   });
 
+  it('a sparse filter over many hours answers in steps, each reading at most 48 hour tables', async () => {
+    const { ctx } = testContext();
+    const base = Date.parse('2026-04-01T00:30:00.000Z');
+    const submitted: string[] = [];
+    for (let h = 0; h < 60; h++) {
+      const at = { ...ctx, clock: () => new Date(base + h * 3_600_000) };
+      const customer = person({ lastName: h === 0 ? 'Needle' : 'Hay' });
+      submitted.push((await submitCreate(at, { channel: 'web', customer })).operationId);
+    }
+    const filter = {
+      from: '2026-04-01T00:00:00.000Z',
+      to: '2026-04-04T00:00:00.000Z',
+      fields: [{ field: 'lastName', value: 'Needle' }],
+    };
+    const first = await listOperations(ctx, filter, 10);
+    expect(first.items).toEqual([]); // 48 hours read, nothing yet: the token goes on from the next hour
+    const second = await listOperations(ctx, filter, 10, first.continuationToken);
+    expect(ids(second.items)).toEqual([submitted[0]]);
+    expect(second.continuationToken).toBeUndefined();
+  });
+
+  it('refuses a continuation token whose hour is not a real hour in the window', async () => {
+    const { ctx } = testContext();
+    const filter = { fields: [] };
+    for (const hour of ['9999123123', '2026139999', '2026022912', '1999010100']) {
+      const forged = Buffer.from(JSON.stringify({ d: 'index', f: filterFingerprint(filter), hour, rk: '' })).toString(
+        'base64url',
+      );
+      await expect(listOperations(ctx, filter, 10, forged)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    }
+  });
+
   it('a forged continuation token cannot make a request read without end', async () => {
     const { ctx } = testContext();
     const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });

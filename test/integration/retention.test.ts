@@ -10,9 +10,21 @@ import { person, testContext } from '../support';
 describe('audit retention', () => {
   it('deletes Synced operations older than the retention period but never Pending or Failed ones', async () => {
     const { ctx } = testContext();
-    const longAgo = { ...ctx, clock: () => new Date(Date.now() - 100 * 86_400_000) };
+    const then = Date.now() - 100 * 86_400_000;
+    const longAgo = { ...ctx, clock: () => new Date(then) };
+    const evenLonger = { ...ctx, clock: () => new Date(then - 86_400_000) };
     const old = await submitCreate(longAgo, { channel: 'web', customer: person() });
     await processCustomer(longAgo, old.asyncCustomerAccount!);
+    // Alone in its hour: once it is deleted, its hour's index table goes too.
+    const older = await submitCreate(evenLonger, { channel: 'web', customer: person() });
+    await processCustomer(evenLonger, older.asyncCustomerAccount!);
+    await ctx.store.deadLetters.add({
+      messageId: 'old',
+      reason: 'r',
+      body: 'b',
+      receivedAt: new Date(then).toISOString(),
+    });
+    await ctx.store.deadLetters.add({ messageId: 'new', reason: 'r', body: 'b', receivedAt: new Date().toISOString() });
     const oldFailed = await submitCreate(longAgo, { channel: 'web', customer: person({ customerGroup: 'Nope' }) });
     await processCustomer(longAgo, oldFailed.asyncCustomerAccount!);
     const oldPending = await submitCreate(longAgo, { channel: 'pos-1', customer: person() });
@@ -21,11 +33,15 @@ describe('audit retention', () => {
 
     const run = await runJob(ctx, 'audit-retention');
     expect(run.counts).toMatchObject({
-      operationsDeleted: 1,
+      operationsDeleted: 2,
       operationsKept: 2,
-      indexHoursDropped: 0,
-      feedEntriesDeleted: 1,
+      indexHoursDropped: 1,
+      feedEntriesDeleted: 2,
+      deadLettersDeleted: 1,
     });
+    expect((await ctx.store.operationIndex.hours()).length).toBe(2); // the kept old hour and the recent one
+    expect((await ctx.store.deadLetters.latest(10)).map((d) => d.messageId)).toEqual(['new']);
+    await expect(getOperation(ctx, older.operationId)).rejects.toMatchObject({ code: 'OPERATION_NOT_FOUND' });
 
     await expect(getOperation(ctx, old.operationId)).rejects.toMatchObject({ code: 'OPERATION_NOT_FOUND' });
     expect((await getOperation(ctx, oldFailed.operationId)).value.status).toBe('Failed');
