@@ -13,6 +13,8 @@ export interface AzuriteOptions {
   port?: number;
   /** Folder to persist data in; omitted = in memory. */
   location?: string;
+  /** Azurite's V8 heap limit (--max-old-space-size), for large in-memory data sets. */
+  maxHeapMb?: number;
   log?: (line: string) => void;
 }
 
@@ -30,6 +32,9 @@ export interface Azurite {
 export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurite> {
   const port = options.port || (await freePort());
   const args = [
+    // In memory, Azurite keeps every entity on its heap: a million-operation audit log needs more than
+    // Node's default (about 4 GiB here), or Azurite dies of it.
+    ...(options.maxHeapMb ? [`--max-old-space-size=${options.maxHeapMb}`] : []),
     require.resolve('azurite/dist/src/table/main.js'),
     '--tableHost',
     '127.0.0.1',
