@@ -99,11 +99,8 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
   await ctx.store.tables.ensureCreated();
   let record = await findCustomer(ctx.store, input.account);
   const { customerKey } = record.value;
+  // A repeat is not looked up first: its append fails on the key's row, and the catch below finds the answer.
   const key = input.idempotency && { channel: input.channel, ...input.idempotency };
-  if (key) {
-    const earlier = await acceptedEdit(ctx, customerKey, key);
-    if (earlier) return earlier;
-  }
   const changes = flatten(input.patch);
   const requestId = randomUUID();
   // One timestamp for every attempt: a retry of the same sequence number rewrites the same index entry.
@@ -121,7 +118,7 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
       break;
     } catch (error) {
       if (!hasStatus(error, 409, 412) || attempt >= 20) throw error;
-      // The key was taken meanwhile by a concurrent repeat of this request: its answer is ours.
+      // The key is taken: this is a repeat (or raced one), and the earlier answer is ours.
       const earlier = key && (await acceptedEdit(ctx, customerKey, key));
       if (earlier) return earlier;
       // Our own commit may have landed with its answer lost (the SDK retried it); otherwise someone else
@@ -143,16 +140,16 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
 }
 
 /**
- * The answer given to an earlier request with this edit's Idempotency-Key, if there was one. Its operation is
- * indexed and rung again (both harmless), in case the first request died before doing so — unless retention
- * has deleted it since: the answer stays the same.
+ * The answer given to an earlier request with this edit's Idempotency-Key, if there was one. While its
+ * operation is still Pending it is indexed and rung again (both harmless), in case the first request died
+ * before doing so; once processed (or deleted by retention) the answer alone is given again.
  */
 async function acceptedEdit(ctx: SyncContext, customerKey: string, key: EditKey): Promise<Accepted | undefined> {
   const earlier = await ctx.store.customers.editFor(customerKey, key);
   if (!earlier) return undefined;
   if (earlier.requestHash !== key.requestHash) throw keyReused('edit');
   const op = await ctx.store.customers.getOperation(customerKey, earlier.seq);
-  if (op) {
+  if (op?.value.status === 'Pending') {
     await ctx.store.operationIndex.put(op.value);
     const pending = await ctx.store.pending.mark(customerKey, ctx.clock());
     await ring(ctx, { customerKey, pending });
