@@ -1,14 +1,15 @@
 import type { TableServiceClientOptions } from '@azure/data-tables';
 
+import { formatCustomerAccount } from '../shared/domain/accounts';
 import { attributeGrid, type Changes, flatten } from '../shared/domain/changes';
 import type { Customer } from '../shared/domain/customer';
 import { type CustomerRecord, type Operation, operationIdOf, type OperationStatus } from '../shared/domain/operation';
+import type { Store } from '../shared/domain/ports';
 import { listQuerySchema } from '../shared/http/schemas';
 import type { SyncContext } from '../shared/operations/context';
 import { toFilter } from '../shared/operations/filter';
 import { listOperations } from '../shared/operations/list';
-import { createStore, type Store } from '../shared/storage';
-import { formatAccount } from '../shared/storage/accounts';
+import { openStore } from '../shared/storage';
 import { percentiles, pool } from './pipeline';
 import type { BenchStack } from './stack';
 
@@ -34,7 +35,6 @@ interface Sample {
  * customers end with a Failed edit and 1% with a Pending one. Returns a sample of what it wrote.
  */
 export async function loadAuditLog(store: Store, count: number, progress: (line: string) => void): Promise<Sample[]> {
-  await store.tables.ensureCreated();
   const customers = Math.ceil(count / OPS_PER_CUSTOMER);
   const now = Date.now();
   const samples: Sample[] = [];
@@ -69,7 +69,7 @@ export async function loadAuditLog(store: Store, count: number, progress: (line:
 
 function customerHistory(i: number, start: number): { record: CustomerRecord; operations: Operation[] } {
   const customerKey = `ASYNC-B${String(i).padStart(9, '0')}`;
-  const customerAccount = formatAccount(800_000_000 + i);
+  const customerAccount = formatCustomerAccount(800_000_000 + i);
   const channel = CHANNELS[i % CHANNELS.length]!;
   const fate: OperationStatus = i % 50 === 7 ? 'Failed' : i % 100 === 3 ? 'Pending' : 'Synced';
   const customer: Customer = {
@@ -106,7 +106,7 @@ function customerHistory(i: number, start: number): { record: CustomerRecord; op
       status,
       changeDescription: status === 'Failed' ? "Failed: Customer group 'Retail' does not exist in HQ." : 'Applied.',
       changes,
-      attributes: attributeGrid(seq === 1 ? undefined : customer, changes),
+      grid: attributeGrid(seq === 1 ? undefined : customer, changes),
       ...(status === 'Failed'
         ? { lastError: { code: 'CUSTOMER_GROUP_NOT_FOUND', message: 'Customer group not found.', at } }
         : {}),
@@ -137,7 +137,7 @@ type Policy = NonNullable<TableServiceClientOptions['additionalPolicies']>[numbe
  * The same query code the function runs, in this process over a store that counts every entity storage
  * returns (point reads and query pages alike): entities read per item returned.
  */
-function meteredLister(stack: BenchStack) {
+async function meteredLister(stack: BenchStack) {
   const meter = { entities: 0 };
   const policy: Policy = {
     name: 'bench-entity-meter',
@@ -152,10 +152,11 @@ function meteredLister(stack: BenchStack) {
       return response;
     },
   };
-  const store = createStore(stack.settings.STORAGE_CONNECTION_STRING!, stack.settings.TABLE_PREFIX, {
+  const store = await openStore(stack.settings.STORAGE_CONNECTION_STRING!, stack.settings.TABLE_PREFIX, {
     additionalPolicies: [{ policy, position: 'perCall' }],
   });
-  const ctx = { store, clock: () => new Date() } as SyncContext;
+  // Listings need the store, the clock and how far back they look by default: the retention period.
+  const ctx = { store, clock: () => new Date(), retentionDays: 90 } as SyncContext;
   return async (query: string): Promise<{ entities: number; items: number }> => {
     const raw = listQuerySchema.parse(Object.fromEntries(new URLSearchParams(query)));
     const { top, continuationToken, ...filterKeys } = raw;
@@ -210,7 +211,7 @@ export async function timeQueries(
     fieldIn24h: (n) => `field=email&value=${encodeURIComponent(pick(n).email)}&${window(pick(n).at, 24)}`,
     deepPage: deepPageQuery,
   };
-  const metered = meteredLister(stack);
+  const metered = await meteredLister(stack);
   const results: Record<string, QueryResult> = {};
   for (const [kind, query] of Object.entries(kinds)) {
     const times: number[] = [];

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 
 import { projectRoot } from '../local/root';
-import { createStore } from '../shared/storage';
+import { openStore } from '../shared/storage';
 import { LOAD_DAYS, loadAuditLog, timeQueries } from './audit';
 import { latencyAtRate, rawWritesPerSecond, throughput } from './pipeline';
 import { startBenchStack } from './stack';
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     const live = profile.throughputOps + latency.operations;
     log(`4/4 audit queries: loading ${profile.auditOps - live} operations over ${LOAD_DAYS} days…`);
     const loadStarted = Date.now();
-    const store = createStore(connection, stack.settings.TABLE_PREFIX);
+    const store = await openStore(connection, stack.settings.TABLE_PREFIX);
     const samples = await loadAuditLog(store, profile.auditOps - live, log);
     const loadSeconds = Math.round((Date.now() - loadStarted) / 1000);
     log(`    loaded in ${loadSeconds} s; timing each filter kind…`);

@@ -1,19 +1,18 @@
 import { app } from '@azure/functions';
 
-import { requireChannel } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
-import { readQuery, validate } from '../shared/http/request';
-import { channelIdSchema, feedQuerySchema } from '../shared/http/schemas';
+import { CHANNELS, endpoint, json } from '../shared/http/endpoint';
+import { channelParams, feedQuerySchema } from '../shared/http/schemas';
+import { customerUpdatesSchema } from '../shared/http/views';
 import { readCustomerUpdates } from '../shared/operations/queries';
 
-app.http('channel-customer-updates-list', {
-  methods: ['GET'],
+const customerUpdates = endpoint({
+  name: 'channel-customer-updates-list',
+  method: 'GET',
   route: 'channels/{channelId}/customer-updates',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ request, principal, ctx }) => {
-    const channel = validate(channelIdSchema, request.params.channelId, 'Invalid channel id.');
-    requireChannel(principal, channel);
-    const { cursor } = readQuery(request, feedQuerySchema);
-    return json(200, await readCustomerUpdates(ctx, cursor));
-  }),
+  summary: 'The channel’s feed of HQ customer changes, oldest first (role Channel)',
+  access: CHANNELS,
+  request: { params: channelParams, query: feedQuerySchema },
+  responses: { 200: { description: 'A page of changes', schema: customerUpdatesSchema } },
+  handle: async ({ query, ctx }) => json(200, await readCustomerUpdates(ctx, query.cursor)),
 });
+app.http(customerUpdates.name, customerUpdates.trigger);

@@ -1,26 +1,29 @@
 import { app } from '@azure/functions';
 
 import { customerSchema } from '../shared/domain/customer';
-import { requireChannel } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
-import { idempotencyOf, readJson, validate } from '../shared/http/request';
-import { channelIdSchema } from '../shared/http/schemas';
+import { CHANNELS, endpoint, json } from '../shared/http/endpoint';
+import { idempotencyOf } from '../shared/http/request';
+import { channelParams, idempotencyHeaders } from '../shared/http/schemas';
+import { acceptedSchema } from '../shared/http/views';
 import { submitCreate } from '../shared/operations/submit';
 
-app.http('channel-customers-create', {
-  methods: ['POST'],
+const createCustomer = endpoint({
+  name: 'channel-customers-create',
+  method: 'POST',
   route: 'channels/{channelId}/customers',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ request, principal, ctx }) => {
-    const channel = validate(channelIdSchema, request.params.channelId, 'Invalid channel id.');
-    requireChannel(principal, channel);
-    const customer = await readJson(request, customerSchema);
+  summary: 'Create a customer asynchronously (role Channel)',
+  access: CHANNELS,
+  request: { params: channelParams, headers: idempotencyHeaders, body: customerSchema },
+  responses: { 202: { description: 'Accepted', schema: acceptedSchema } },
+  problems: [422],
+  handle: async ({ params, headers, body, principal, ctx }) => {
     const accepted = await submitCreate(ctx, {
-      channel,
-      customer,
+      channel: params.channelId,
+      customer: body,
       by: principal.subject,
-      idempotency: idempotencyOf(request, customer),
+      idempotency: idempotencyOf(headers['idempotency-key'], body),
     });
     return json(202, accepted, { Location: `/api/operations/${accepted.operationId}` });
-  }),
+  },
 });
+app.http(createCustomer.name, createCustomer.trigger);

@@ -1,32 +1,30 @@
 import { app } from '@azure/functions';
 
 import { customerPatchSchema } from '../shared/domain/customer';
-import { DomainError } from '../shared/domain/errors';
-import { requireChannel } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
-import { idempotencyOf, readJson, validate } from '../shared/http/request';
-import { accountSchema, channelIdSchema } from '../shared/http/schemas';
+import { CHANNELS, endpoint, json } from '../shared/http/endpoint';
+import { idempotencyOf } from '../shared/http/request';
+import { channelCustomerParams, idempotencyHeaders } from '../shared/http/schemas';
+import { acceptedSchema } from '../shared/http/views';
 import { submitEdit } from '../shared/operations/submit';
 
-app.http('channel-customers-update', {
-  methods: ['PATCH'],
+const editCustomer = endpoint({
+  name: 'channel-customers-update',
+  method: 'PATCH',
   route: 'channels/{channelId}/customers/{account}',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ request, principal, ctx }) => {
-    const channel = validate(channelIdSchema, request.params.channelId, 'Invalid channel id.');
-    requireChannel(principal, channel);
-    const account = request.params.account ?? '';
-    if (!accountSchema.safeParse(account).success) {
-      throw new DomainError('CUSTOMER_NOT_FOUND', `No customer has the account '${account}'.`);
-    }
-    const patch = await readJson(request, customerPatchSchema);
+  summary: 'Edit a customer (changed fields only; null removes) (role Channel)',
+  access: CHANNELS,
+  request: { params: channelCustomerParams, headers: idempotencyHeaders, body: customerPatchSchema },
+  responses: { 202: { description: 'Accepted', schema: acceptedSchema } },
+  problems: [404, 422],
+  handle: async ({ params, headers, body, principal, ctx }) => {
     const accepted = await submitEdit(ctx, {
-      channel,
-      account,
-      patch,
+      channel: params.channelId,
+      account: params.account,
+      patch: body,
       by: principal.subject,
-      idempotency: idempotencyOf(request, patch),
+      idempotency: idempotencyOf(headers['idempotency-key'], body),
     });
     return json(202, accepted, { Location: `/api/operations/${accepted.operationId}` });
-  }),
+  },
 });
+app.http(editCustomer.name, editCustomer.trigger);

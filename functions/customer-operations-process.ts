@@ -12,6 +12,8 @@ app.serviceBusQueue('customer-operations-process', {
   connection: 'SERVICEBUS_CONNECTION',
   queueName: '%CUSTOMER_OPERATIONS_QUEUE%',
   handler: async (message, context) => {
-    await handleDoorbell(services().ctx, message, { messageId: String(context.triggerMetadata?.messageId ?? '') });
+    await handleDoorbell((await services()).ctx, message, {
+      messageId: String(context.triggerMetadata?.messageId ?? ''),
+    });
   },
 });

@@ -1,18 +1,19 @@
 import { app } from '@azure/functions';
 
-import { requireRole } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
-import { readQuery } from '../shared/http/request';
+import { endpoint, json, READERS } from '../shared/http/endpoint';
 import { deadLettersQuerySchema } from '../shared/http/schemas';
+import { deadLettersSchema } from '../shared/http/views';
+import { listDeadLetters } from '../shared/operations/doorbell-handler';
 
-app.http('dead-letters-list', {
-  methods: ['GET'],
+const deadLetters = endpoint({
+  name: 'dead-letters-list',
+  method: 'GET',
   route: 'dead-letters',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ request, principal, ctx }) => {
-    requireRole(principal, 'Sync.Reader', 'Sync.Operator');
-    const { top } = readQuery(request, deadLettersQuerySchema);
-    await ctx.store.tables.ensureCreated();
-    return json(200, { items: await ctx.store.deadLetters.latest(top) });
-  }),
+  summary:
+    'Queue messages refused as not a doorbell, newest first, with the reason; completed at once, never retried (Sync.Reader)',
+  access: READERS,
+  request: { query: deadLettersQuerySchema },
+  responses: { 200: { description: 'Dead letters', schema: deadLettersSchema } },
+  handle: async ({ query, ctx }) => json(200, { items: await listDeadLetters(ctx, query.top) }),
 });
+app.http(deadLetters.name, deadLetters.trigger);

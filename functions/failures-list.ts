@@ -1,24 +1,17 @@
 import { app } from '@azure/functions';
 
-import { requireRole } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
+import { endpoint, json, READERS } from '../shared/http/endpoint';
+import { failuresSchema } from '../shared/http/views';
 import { listFailures } from '../shared/operations/repair';
-import { toSummary } from '../shared/operations/views';
 
-app.http('failures-list', {
-  methods: ['GET'],
+const failures = endpoint({
+  name: 'failures-list',
+  method: 'GET',
   route: 'failures',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ principal, ctx }) => {
-    requireRole(principal, 'Sync.Reader', 'Sync.Operator');
-    const groups = await listFailures(ctx);
-    return json(200, {
-      items: groups.map((g) => ({
-        code: g.code,
-        count: g.count,
-        channels: g.channels,
-        ...(g.example ? { example: toSummary(g.example) } : {}),
-      })),
-    });
-  }),
+  summary: 'Failed operations grouped by error code (Sync.Reader)',
+  access: READERS,
+  request: {},
+  responses: { 200: { description: 'Groups', schema: failuresSchema } },
+  handle: async ({ ctx }) => json(200, { items: await listFailures(ctx) }),
 });
+app.http(failures.name, failures.trigger);

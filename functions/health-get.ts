@@ -1,19 +1,27 @@
 import { app } from '@azure/functions';
 
-import { anonymous, json } from '../shared/http/endpoint';
-import { problem } from '../shared/http/problem';
+import { DomainError } from '../shared/domain/errors';
+import { endpoint, json } from '../shared/http/endpoint';
+import { problemOf } from '../shared/http/problem';
+import { healthSchema } from '../shared/http/views';
 import { checkHealth } from '../shared/operations/health';
 
-app.http('health-get', {
-  methods: ['GET'],
+const health = endpoint({
+  name: 'health-get',
+  method: 'GET',
   route: 'health',
-  authLevel: 'anonymous',
-  handler: anonymous(async ({ ctx }) => {
+  summary: 'Health of storage and the broker (no token)',
+  access: 'anonymous',
+  request: {},
+  responses: { 200: { description: 'Healthy', schema: healthSchema } },
+  problems: [503],
+  handle: async ({ ctx }) => {
     const health = await checkHealth(ctx);
     if (health.status === 'ok') return json(200, health);
     const down = Object.entries(health)
       .filter(([k, v]) => k !== 'status' && v !== 'ok')
       .map(([k]) => k);
-    return problem('SERVICE_UNAVAILABLE', `Not answering: ${down.join(', ')}.`, undefined, { 'Retry-After': '5' });
-  }),
+    return problemOf(new DomainError('SERVICE_UNAVAILABLE', `Not answering: ${down.join(', ')}.`));
+  },
 });
+app.http(health.name, health.trigger);

@@ -1,18 +1,19 @@
 import { app } from '@azure/functions';
 
-import { requireRole } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
-import { validate } from '../shared/http/request';
-import { jobNameSchema } from '../shared/http/schemas';
+import { endpoint, json, OPERATORS } from '../shared/http/endpoint';
+import { jobParams } from '../shared/http/schemas';
+import { jobRunSchema } from '../shared/http/views';
 import { runJob } from '../shared/jobs';
 
-app.http('job-run', {
-  methods: ['POST'],
+const jobRun = endpoint({
+  name: 'job-run',
+  method: 'POST',
   route: 'jobs/{job}/run',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ request, principal, ctx }) => {
-    requireRole(principal, 'Sync.Operator');
-    const job = validate(jobNameSchema, request.params.job, 'Invalid job name.');
-    return json(200, await runJob(ctx, job));
-  }),
+  summary: 'Run a job now (Sync.Operator)',
+  access: OPERATORS,
+  request: { params: jobParams },
+  responses: { 200: { description: 'The run', schema: jobRunSchema } },
+  problems: [404],
+  handle: async ({ params, ctx }) => json(200, await runJob(ctx, params.job)),
 });
+app.http(jobRun.name, jobRun.trigger);

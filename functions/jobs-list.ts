@@ -1,15 +1,17 @@
 import { app } from '@azure/functions';
 
-import { requireRole } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
+import { endpoint, json, READERS } from '../shared/http/endpoint';
+import { jobRunsSchema } from '../shared/http/views';
 import { listJobRuns } from '../shared/jobs';
 
-app.http('jobs-list', {
-  methods: ['GET'],
+const jobRuns = endpoint({
+  name: 'jobs-list',
+  method: 'GET',
   route: 'jobs',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ principal, ctx }) => {
-    requireRole(principal, 'Sync.Reader', 'Sync.Operator');
-    return json(200, { items: await listJobRuns(ctx) });
-  }),
+  summary: 'Runs of the scheduled jobs, newest first (Sync.Reader)',
+  access: READERS,
+  request: {},
+  responses: { 200: { description: 'Runs', schema: jobRunsSchema } },
+  handle: async ({ ctx }) => json(200, { items: await listJobRuns(ctx) }),
 });
+app.http(jobRuns.name, jobRuns.trigger);

@@ -1,11 +1,16 @@
 import { app } from '@azure/functions';
 
-import { anonymous, json } from '../shared/http/endpoint';
+import { endpoint, json } from '../shared/http/endpoint';
 import { openApiDocument } from '../shared/http/openapi';
 
-app.http('openapi-get', {
-  methods: ['GET'],
+const openApi = endpoint({
+  name: 'openapi-get',
+  method: 'GET',
   route: 'openapi.json',
-  authLevel: 'anonymous',
-  handler: anonymous(async () => json(200, openApiDocument())),
+  summary: 'This document (no token)',
+  access: 'anonymous',
+  request: {},
+  responses: { 200: { description: 'OpenAPI 3.1' } },
+  handle: async () => json(200, openApiDocument()),
 });
+app.http(openApi.name, openApi.trigger);

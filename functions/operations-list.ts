@@ -1,28 +1,29 @@
 import { app } from '@azure/functions';
 
 import { DomainError } from '../shared/domain/errors';
-import { isChannelOnly, requireRole } from '../shared/http/auth';
-import { authenticated, json } from '../shared/http/endpoint';
-import { readQuery } from '../shared/http/request';
+import { isChannelOnly } from '../shared/http/auth';
+import { CHANNELS, endpoint, json, READERS } from '../shared/http/endpoint';
 import { listQuerySchema } from '../shared/http/schemas';
+import { operationPageSchema } from '../shared/http/views';
 import { operationsCsv } from '../shared/operations/export';
 import { toFilter } from '../shared/operations/filter';
 import { listOperations } from '../shared/operations/list';
-import { toSummary } from '../shared/operations/views';
 
-app.http('operations-list', {
-  methods: ['GET'],
+const operationsList = endpoint({
+  name: 'operations-list',
+  method: 'GET',
   route: 'operations',
-  authLevel: 'anonymous',
-  handler: authenticated(async ({ request, principal, ctx }) => {
-    requireRole(principal, 'Sync.Reader', 'Sync.Operator', 'Channel');
-    const { top, continuationToken, ...raw } = readQuery(request, listQuerySchema);
+  summary: 'Find operations, newest first; Accept: text/csv exports every match (Sync.Reader; a channel sees its own)',
+  access: [...READERS, ...CHANNELS],
+  request: { query: listQuerySchema },
+  responses: { 200: { description: 'A page of operations, or CSV', schema: operationPageSchema, csv: true } },
+  handle: async ({ request, query, principal, ctx }) => {
+    const { top, continuationToken, ...raw } = query;
     const filter = toFilter(raw);
     // A channel sees only its own operations.
     if (isChannelOnly(principal)) {
-      if (principal.channel === undefined) throw new DomainError('FORBIDDEN', 'This Channel token names no channel.');
       if (filter.channel !== undefined && filter.channel !== principal.channel) {
-        throw new DomainError('FORBIDDEN', `This token may only read channel '${principal.channel ?? '(none)'}'.`);
+        throw new DomainError('FORBIDDEN', `This token may only read channel '${principal.channel}'.`);
       }
       filter.channel = principal.channel;
     }
@@ -36,10 +37,7 @@ app.http('operations-list', {
         body: await operationsCsv(ctx, filter),
       };
     }
-    const page = await listOperations(ctx, filter, top, continuationToken);
-    return json(200, {
-      items: page.items.map(toSummary),
-      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
-    });
-  }),
+    return json(200, await listOperations(ctx, filter, top, continuationToken));
+  },
 });
+app.http(operationsList.name, operationsList.trigger);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { signDevToken } from '../shared/http/auth';
+import { signDevToken } from './dev-token';
 
 /** local.settings.json `Values`, overridden by real environment variables — the same precedence as Core Tools. */
 export function localSettings(appRoot = process.cwd()): Record<string, string> {

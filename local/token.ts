@@ -1,4 +1,5 @@
-import { ROLES, signDevToken } from '../shared/http/auth';
+import { ROLES } from '../shared/http/auth';
+import { signDevToken } from './dev-token';
 import { localSettings } from './settings';
 
 /**

@@ -2,25 +2,34 @@ import { settings } from './config';
 import { TokenVerifier } from './http/auth';
 import { ServiceBusDoorbell } from './messaging/doorbell';
 import type { SyncContext } from './operations/context';
-import { createStore } from './storage';
+import { openStore } from './storage';
 
 /**
- * The composition root: builds the use cases' dependencies once per process from the settings.
- * Function entry points call `services()`; nothing else reads process.env.
+ * The composition root: builds the use cases' dependencies once per process from the settings, creating the
+ * tables on the way. Entry points call `services()`; nothing else reads process.env.
  */
 export interface Services {
   ctx: SyncContext;
   verifier: TokenVerifier;
 }
 
-let instance: Services | undefined;
+let instance: Promise<Services> | undefined;
 
-export function services(): Services {
-  if (instance) return instance;
+/** The process's services; if building them failed (storage not reachable yet), the next call tries again. */
+export function services(): Promise<Services> {
+  instance ??= build().catch((error: unknown) => {
+    instance = undefined;
+    throw error;
+  });
+  return instance;
+}
+
+async function build(): Promise<Services> {
   const s = settings();
-  instance = {
+  const store = await openStore(s.STORAGE_CONNECTION_STRING, s.TABLE_PREFIX);
+  return {
     ctx: {
-      store: createStore(s.STORAGE_CONNECTION_STRING, s.TABLE_PREFIX),
+      store,
       doorbell: new ServiceBusDoorbell(s.SERVICEBUS_CONNECTION, s.CUSTOMER_OPERATIONS_QUEUE),
       clock: () => new Date(),
       hq: { customerGroups: s.HQ_CUSTOMER_GROUPS },
@@ -39,5 +48,4 @@ export function services(): Services {
       channelClaim: s.AUTH_CHANNEL_CLAIM,
     }),
   };
-  return instance;
 }

@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 
 import type { Customer } from '../shared/domain/customer';
-import type { Doorbell, DoorbellSender } from '../shared/messaging/doorbell';
+import type { Doorbell, DoorbellSender } from '../shared/domain/doorbell';
 import type { SyncContext } from '../shared/operations/context';
-import { createStore } from '../shared/storage';
+import { openStore } from '../shared/storage';
 
 /** A table prefix / queue name of its own for each test, so tests run in parallel on shared emulators. */
 export const uniqueName = (prefix = 't') => `${prefix}${randomBytes(5).toString('hex')}`;
@@ -22,10 +22,11 @@ export class RecordingDoorbell implements DoorbellSender {
   async close() {}
 }
 
-export function testContext(overrides: Partial<SyncContext> = {}) {
+/** A use-case context over Azurite, with tables of its own and a recording doorbell. */
+export async function testContext(overrides: Partial<SyncContext> = {}) {
   const doorbell = new RecordingDoorbell();
   const ctx: SyncContext = {
-    store: createStore(inject('storageConnectionString'), uniqueName()),
+    store: await openStore(inject('storageConnectionString'), uniqueName()),
     doorbell,
     clock: () => new Date(),
     hq: { customerGroups: ['Retail', 'Wholesale', 'Employees'] },

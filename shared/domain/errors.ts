@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /**
  * Typed domain errors with stable string codes. The HTTP layer maps each code to a status in one table
  * (shared/http/problem.ts), so use cases never think in HTTP.
@@ -15,7 +17,6 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
-  | 'METHOD_NOT_ALLOWED'
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_ERROR';
 
@@ -34,3 +35,19 @@ export class DomainError extends Error {
 
 export const notFound = (what: string, id: string, code: ErrorCode = 'NOT_FOUND') =>
   new DomainError(code, `${what} '${id}' was not found.`);
+
+/** A zod error as field path → messages; an unknown key is named under its own path. */
+export function fieldErrors(error: z.ZodError): FieldErrors {
+  // Paths come from the client's keys: `constructor` or `__proto__` must be plain keys here, not inherited.
+  const errors: FieldErrors = Object.create(null) as FieldErrors;
+  const add = (path: string, message: string) => (errors[path] ??= []).push(message);
+  for (const issue of error.issues) {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) add(path ? `${path}.${key}` : key, 'is not a known field');
+    } else {
+      add(path, issue.message);
+    }
+  }
+  return errors;
+}

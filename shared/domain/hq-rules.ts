@@ -1,7 +1,6 @@
-import { applyChanges, type AttributeChange, attributeGrid, type Changes, customerDisplayName } from './changes';
+import { applyChanges, type AttributeChange, attributeGrid, type Changes } from './changes';
 import { isKnownCountryRegion, isKnownCurrency } from './codes';
 import { type Customer, customerSchema } from './customer';
-import type { Operation } from './operation';
 
 export interface HqSettings {
   customerGroups: readonly string[];
@@ -53,19 +52,3 @@ export function checkHqRules(customer: Customer, settings: HqSettings): HqViolat
 }
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
-
-/** The one line an operator reads first: what the operation did, or why it did not. */
-export function describeApplied(op: Operation, customer: Customer, customerAccount: string): string {
-  if (op.type === 'Create') {
-    return `Created ${customer.customerType.toLowerCase()} '${customerDisplayName(customer)}' as customer ${customerAccount}.`;
-  }
-  const names = Object.keys(op.changes);
-  const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '');
-  return `Changed ${shown} of customer ${customerAccount}.`;
-}
-
-export function describeSubmitted(type: Operation['type'], changes: Changes, channel: string): string {
-  return type === 'Create'
-    ? `Create submitted by channel ${channel}; waiting to be applied to HQ.`
-    : `Edit of ${Object.keys(changes).join(', ')} submitted by channel ${channel}; waiting to be applied to HQ.`;
-}

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 import type { AttributeChange, Changes } from './changes';
 import type { Customer } from './customer';
 
@@ -5,6 +7,41 @@ export const OPERATION_STATUSES = ['Pending', 'Processing', 'Synced', 'Failed'] 
 export type OperationStatus = (typeof OPERATION_STATUSES)[number];
 export const OPERATION_TYPES = ['Create', 'Update'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
+
+/** A channel's id as it appears in routes, tokens and filters. */
+export const channelIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1–64 letters, digits, _ or -, such as web or pos-042');
+
+export const lastErrorSchema = z.object({ code: z.string(), message: z.string(), at: z.string() });
+/** The most recent failure of an operation (or, while it waits, why it waits). */
+export type LastError = z.infer<typeof lastErrorSchema>;
+
+/**
+ * What a listing shows of an operation (the API's OperationSummary). The one definition behind the list and
+ * failure views, the OpenAPI document, the operation index entity and the CSV export (whose columns follow
+ * this order).
+ */
+export const operationSummarySchema = z.object({
+  operationId: z.string(),
+  channel: z.string(),
+  type: z.enum(OPERATION_TYPES),
+  status: z.enum(OPERATION_STATUSES),
+  operationTimestamp: z.string(),
+  customerAccount: z.string().optional(),
+  asyncCustomerAccount: z.string().optional(),
+  changeDescription: z.string(),
+  lastError: lastErrorSchema.optional(),
+});
+export type OperationSummary = z.infer<typeof operationSummarySchema>;
+export const SUMMARY_FIELDS = Object.keys(operationSummarySchema.shape) as (keyof OperationSummary)[];
+
+/** The summary of an operation (or of anything that carries its fields), without absent fields. */
+export function summaryOf(op: OperationSummary): OperationSummary {
+  const summary: Record<string, unknown> = {};
+  for (const field of SUMMARY_FIELDS) if (op[field] !== undefined) summary[field] = op[field];
+  return summary as OperationSummary;
+}
 
 export interface HistoryEntry {
   at: string;
@@ -15,33 +52,21 @@ export interface HistoryEntry {
   edits?: AttributeChange[];
 }
 
-export interface LastError {
-  code: string;
-  message: string;
-  at: string;
-}
-
-/** One create or edit submitted by a channel. Lives in its customer's partition, ordered by `seq`. */
-export interface Operation {
-  operationId: string;
+/**
+ * One create or edit submitted by a channel. Lives in its customer's partition, ordered by `seq`; its status
+ * changes only through shared/domain/lifecycle.ts.
+ */
+export interface Operation extends OperationSummary {
   /** Unique per submit request: tells a retried write that landed apart from someone else's. */
   requestId: string;
   customerKey: string;
   seq: number;
-  channel: string;
-  type: OperationType;
-  asyncCustomerAccount?: string;
-  customerAccount?: string;
-  operationTimestamp: string;
-  status: OperationStatus;
-  changeDescription: string;
   /** What the channel asked for (or the operator repaired it to), as attribute path → new value. */
   changes: Changes;
   /** What the channel submitted, kept from the first operator edit on. */
   submitted?: Changes;
-  /** Old and new value of every touched attribute; old values are filled in when the operation is applied. */
-  attributes: AttributeChange[];
-  lastError?: LastError;
+  /** The attribute grid: old and new value of every touched attribute; old values are filled in when applied. */
+  grid: AttributeChange[];
   attempts: number;
   /** When a transient failure is retried automatically. */
   nextAttemptAt?: string;
@@ -52,22 +77,8 @@ export interface Operation {
   history: HistoryEntry[];
 }
 
-/** What a listing shows of an operation (API.md, *OperationSummary*). */
-export type ListedOperation = Pick<
-  Operation,
-  | 'operationId'
-  | 'channel'
-  | 'type'
-  | 'customerAccount'
-  | 'asyncCustomerAccount'
-  | 'operationTimestamp'
-  | 'status'
-  | 'changeDescription'
-  | 'lastError'
->;
-
-/** An operation without its bulk (attribute grid, history, submitted values): what listings show and filter. */
-export type OperationSummary = Omit<Operation, 'attributes' | 'history' | 'submitted'>;
+/** An operation without its bulk (attribute grid, history, submitted values): what filters and checks read. */
+export type OperationHead = Omit<Operation, 'grid' | 'history' | 'submitted'>;
 
 /**
  * The HQ customer master record plus the per-customer bookkeeping that must change atomically with it:
@@ -85,7 +96,6 @@ export interface CustomerRecord {
   updatedAt?: string;
 }
 
-const SEQ_WIDTH = 10;
 export const operationIdOf = (customerKey: string, seq: number) => `${customerKey}-${seq}`;
 
 /**
@@ -98,5 +108,3 @@ export function parseOperationId(operationId: string): { customerKey: string; se
   const seq = Number(match[2]);
   return seq >= 1 ? { customerKey: match[1]!, seq } : undefined;
 }
-
-export const seqRowKey = (seq: number) => `op-${String(seq).padStart(SEQ_WIDTH, '0')}`;

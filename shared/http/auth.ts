@@ -1,4 +1,12 @@
-import { createHmac, createPublicKey, type JsonWebKey, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  type JWTPayload,
+  jwtVerify,
+  type JWTVerifyGetKey,
+} from 'jose';
 
 import { DomainError } from '../domain/errors';
 
@@ -24,58 +32,62 @@ export interface AuthSettings {
   channelClaim: string;
 }
 
+/** A signing-key fetch that takes longer fails (a 503 for the caller), rather than holding the request. */
+const JWKS_TIMEOUT_MS = 5000;
+/** Keys are fetched again after this long (Entra ID rotates them), or earlier for an unknown key id... */
+const JWKS_MAX_AGE_MS = 5 * 60_000;
+/** ...but at most this often, so tokens with made-up key ids cannot make every request fetch. */
+const JWKS_COOLDOWN_MS = 10_000;
 const CLOCK_SKEW_S = 60;
-const JWKS_REFRESH_MS = 5 * 60_000;
 
 /**
- * Validates bearer tokens: RS256 against the configured signing keys (Entra ID's JWKS), or HS256 with the
- * local development secret when one is configured. Checks issuer, audience, expiry and not-before.
- * Implemented on node:crypto to keep the dependency surface small; every failure is a 401 with the reason.
+ * Validates bearer tokens with `jose`: RS256 against the configured signing keys (Entra ID's JWKS), or HS256
+ * with the local development secret when one is configured; no other algorithm. Checks signature, issuer,
+ * audience, expiry (required) and not-before. A bad token is a 401 that says why; signing keys that cannot be
+ * fetched are a 503, since the caller's token may well be good.
  */
 export class TokenVerifier {
-  private keys = new Map<string, KeyObject>();
-  private fetchedAt = 0;
+  private readonly algorithms: string[];
+  private readonly keys: JWTVerifyGetKey;
 
-  constructor(
-    private readonly settings: AuthSettings,
-    private readonly now: () => Date = () => new Date(),
-  ) {
-    if (settings.jwks) this.loadKeys(settings.jwks);
+  constructor(private readonly settings: AuthSettings) {
+    const jwks = settings.jwksUri
+      ? createRemoteJWKSet(new URL(settings.jwksUri), {
+          timeoutDuration: JWKS_TIMEOUT_MS,
+          cacheMaxAge: JWKS_MAX_AGE_MS,
+          cooldownDuration: JWKS_COOLDOWN_MS,
+        })
+      : createLocalJWKSet(JSON.parse(settings.jwks ?? '{"keys":[]}') as Parameters<typeof createLocalJWKSet>[0]);
+    const secret = settings.devSecret && new TextEncoder().encode(settings.devSecret);
+    this.algorithms = secret ? ['RS256', 'HS256'] : ['RS256'];
+    this.keys = async (header) => {
+      if (header.alg === 'HS256' && secret) return secret;
+      try {
+        return await jwks(header);
+      } catch (error) {
+        if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) throw error;
+        // Timed out, unreachable, or not a key set: nothing the caller did wrong.
+        throw new DomainError('SERVICE_UNAVAILABLE', 'The token signing keys could not be fetched; try again shortly.');
+      }
+    };
   }
 
   async verify(authorization: string | null | undefined): Promise<Principal> {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
     if (!token) throw unauthenticated('Send Authorization: Bearer <token>.');
-    const parts = token.split('.');
-    if (parts.length !== 3) throw unauthenticated('The bearer token is not a JWT.');
-    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-    const header = decodeJson(headerPart);
-    const payload = decodeJson(payloadPart);
-    const signed = Buffer.from(`${headerPart}.${payloadPart}`);
-    const signature = Buffer.from(signaturePart, 'base64url');
-
-    if (header.alg === 'RS256' && typeof header.kid === 'string') {
-      const key = await this.key(header.kid);
-      if (!key || !verify('RSA-SHA256', signed, key, signature))
-        throw unauthenticated('The token signature is invalid.');
-    } else if (header.alg === 'HS256' && this.settings.devSecret) {
-      const expected = createHmac('sha256', this.settings.devSecret).update(signed).digest();
-      if (expected.length !== signature.length || !timingSafeEqual(expected, signature)) {
-        throw unauthenticated('The token signature is invalid.');
-      }
-    } else {
-      throw unauthenticated(`Tokens signed with '${String(header.alg)}' are not accepted.`);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.keys, {
+        issuer: this.settings.issuer,
+        audience: this.settings.audience,
+        algorithms: this.algorithms,
+        clockTolerance: CLOCK_SKEW_S,
+        requiredClaims: ['exp'],
+      }));
+    } catch (error) {
+      if (error instanceof DomainError) throw error;
+      throw unauthenticated(reasonOf(error, token));
     }
-
-    const nowS = Math.floor(this.now().getTime() / 1000);
-    if (payload.iss !== this.settings.issuer) throw unauthenticated('The token has the wrong issuer.');
-    const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-    if (!audiences.includes(this.settings.audience)) throw unauthenticated('The token has the wrong audience.');
-    if (typeof payload.exp !== 'number' || payload.exp + CLOCK_SKEW_S < nowS)
-      throw unauthenticated('The token has expired.');
-    if (typeof payload.nbf === 'number' && payload.nbf - CLOCK_SKEW_S > nowS)
-      throw unauthenticated('The token is not valid yet.');
-
     const roles = (Array.isArray(payload.roles) ? payload.roles : []).filter((r): r is Role =>
       (ROLES as readonly unknown[]).includes(r),
     );
@@ -86,41 +98,29 @@ export class TokenVerifier {
       ...(typeof channel === 'string' ? { channel } : {}),
     };
   }
-
-  private async key(kid: string): Promise<KeyObject | undefined> {
-    const age = Date.now() - this.fetchedAt;
-    // Refresh periodically, and early for an unknown kid (keys rotate), but at most every 10 seconds.
-    if (this.settings.jwksUri && (age > JWKS_REFRESH_MS || (!this.keys.has(kid) && age > 10_000))) {
-      this.fetchedAt = Date.now();
-      const response = await fetch(this.settings.jwksUri);
-      if (response.ok) this.loadKeys(await response.text());
-    }
-    return this.keys.get(kid);
-  }
-
-  private loadKeys(json: string): void {
-    const set = JSON.parse(json) as { keys?: (JsonWebKey & { kid?: string })[] };
-    const keys = new Map<string, KeyObject>();
-    for (const jwk of set.keys ?? []) {
-      if (jwk.kty === 'RSA' && jwk.kid) keys.set(jwk.kid, createPublicKey({ key: jwk, format: 'jwk' }));
-    }
-    this.keys = keys;
-  }
 }
 
-function decodeJson(part: string): Record<string, unknown> {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // fall through
+/** What was wrong with a token, in words a client developer can act on. */
+function reasonOf(error: unknown, token: string): string {
+  if (error instanceof errors.JWTExpired) return 'The token has expired.';
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.claim === 'iss') return 'The token has the wrong issuer.';
+    if (error.claim === 'aud') return 'The token has the wrong audience.';
+    if (error.claim === 'nbf') return 'The token is not valid yet.';
+    return `The token's "${error.claim}" claim is not valid (${error.reason}).`;
   }
-  throw unauthenticated('The bearer token is not a JWT.');
+  if (error instanceof errors.JOSEAlgNotAllowed) {
+    return `Tokens signed with '${String(decodeProtectedHeader(token).alg)}' are not accepted.`;
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey) {
+    return 'The token signature is invalid.';
+  }
+  return 'The bearer token is not a JWT.';
 }
 
 const unauthenticated = (detail: string) => new DomainError('UNAUTHENTICATED', detail);
 
-export function requireRole(principal: Principal, ...allowed: Role[]): void {
+export function requireRole(principal: Principal, allowed: readonly Role[]): void {
   if (!principal.roles.some((r) => allowed.includes(r))) {
     throw new DomainError('FORBIDDEN', `This needs one of the roles: ${allowed.join(', ')}.`);
   }
@@ -130,23 +130,11 @@ export function requireRole(principal: Principal, ...allowed: Role[]): void {
 export const isChannelOnly = (principal: Principal) => principal.roles.every((r) => r === 'Channel');
 
 export function requireChannel(principal: Principal, channel: string): void {
-  requireRole(principal, 'Channel');
+  requireRole(principal, ['Channel']);
   if (principal.channel !== channel) {
     throw new DomainError(
       'FORBIDDEN',
       `This token belongs to channel '${principal.channel ?? '(none)'}', not '${channel}'.`,
     );
   }
-}
-
-/** Signs an HS256 token for the local stack (`npm run token`) and tests. Never used in production code paths. */
-export function signDevToken(
-  secret: string,
-  claims: { iss: string; aud: string; roles: string[]; sub?: string; [claim: string]: unknown },
-  ttlSeconds = 8 * 3600,
-): string {
-  const nowS = Math.floor(Date.now() / 1000);
-  const encode = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub: 'local-developer', iat: nowS, nbf: nowS, exp: nowS + ttlSeconds, ...claims })}`;
-  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }

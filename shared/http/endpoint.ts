@@ -1,51 +1,153 @@
-import { type Services, services } from '../app';
+import type { z } from 'zod';
+
+import { services } from '../app';
 import { DomainError } from '../domain/errors';
 import type { SyncContext } from '../operations/context';
-import type { Principal } from './auth';
+import { isChannelOnly, type Principal, requireChannel, requireRole, type Role } from './auth';
 import { type HttpResult, problem, problemOf } from './problem';
-import type { HttpRequestLike } from './request';
+import { type HttpRequestLike, readHeaders, readJson, readQuery, validate } from './request';
 
-export interface Call {
-  request: HttpRequestLike;
-  principal: Principal;
-  ctx: SyncContext;
+/**
+ * An HTTP endpoint described once: route, method, who may call it, the schemas of its path parameters,
+ * headers, query and body, and its responses. The description drives the function's registration (its
+ * `trigger`), the request checks below, the OpenAPI document (shared/http/openapi.ts) and the authorization
+ * matrix test, so an endpoint is documented and covered by being written. A function file holds one.
+ */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** No token, or a bearer token with one of these roles. */
+export type Access = 'anonymous' | readonly Role[];
+export const READERS = ['Sync.Reader', 'Sync.Operator'] as const satisfies Role[];
+export const OPERATORS = ['Sync.Operator'] as const satisfies Role[];
+export const CHANNELS = ['Channel'] as const satisfies Role[];
+
+export interface RequestSchemas {
+  params?: z.ZodObject;
+  headers?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
 }
 
-interface Logger {
+export interface ResponseSpec {
+  description: string;
+  /** The JSON body; none for an empty answer. */
+  schema?: z.ZodType;
+  /** Also answers text/csv when the client accepts it. */
+  csv?: boolean;
+}
+
+type Parsed<S> = S extends z.ZodType ? z.infer<S> : undefined;
+
+export interface Call<R extends RequestSchemas, A extends Access> {
+  request: HttpRequestLike;
+  ctx: SyncContext;
+  principal: A extends 'anonymous' ? undefined : Principal;
+  params: Parsed<R['params']>;
+  headers: Parsed<R['headers']>;
+  query: Parsed<R['query']>;
+  body: Parsed<R['body']>;
+}
+
+export interface EndpointSpec<R extends RequestSchemas = RequestSchemas, A extends Access = Access> {
+  /** The function's name: `<resource>-<verb>`, as its file is named. */
+  name: string;
+  method: HttpMethod;
+  /** Below the route prefix (host.json), with `{name}` for path parameters. */
+  route: string;
+  summary: string;
+  access: A;
+  request: R;
+  responses: Record<number, ResponseSpec>;
+  /**
+   * Problem statuses the handler itself may answer. Those of the checks here are added to the document by
+   * themselves: 400 for a schema that can refuse, 401 and 403 with a token, 413 and 415 with a body, 428 with If-Match.
+   */
+  problems?: number[];
+  handle(call: Call<R, A>): Promise<HttpResult>;
+}
+
+export interface Logger {
   error(...args: unknown[]): void;
 }
 
-type Handler<C> = (call: C) => Promise<HttpResult>;
-
-/** Wraps an authenticated endpoint: verifies the bearer token, runs the handler, maps every error. */
-export function authenticated(handle: Handler<Call>) {
-  return (request: HttpRequestLike, log: Logger) =>
-    guarded(log, async ({ ctx, verifier }) => {
-      const principal = await verifier.verify(request.headers.get('authorization'));
-      return handle({ request, principal, ctx });
-    });
+export interface Endpoint extends EndpointSpec {
+  /** What `app.http(name, trigger)` registers. */
+  trigger: {
+    methods: HttpMethod[];
+    route: string;
+    authLevel: 'anonymous';
+    handler(request: HttpRequestLike, log: Logger): Promise<HttpResult>;
+  };
 }
 
-export function anonymous(handle: Handler<{ request: HttpRequestLike; ctx: SyncContext }>) {
-  return (request: HttpRequestLike, log: Logger) => guarded(log, ({ ctx }) => handle({ request, ctx }));
+/** Every endpoint described in this process, in the order their function files were loaded. */
+export const endpoints: Endpoint[] = [];
+
+/**
+ * Describes an endpoint and records it. Its handler checks, in this order: the token (401), the role (403), the
+ * path parameters (400), the channel — a `{channelId}` in the route must be the token's own (403) —, the
+ * headers (428 for a missing If-Match, else 400), the query (400) and the body (415, 413, 400); then it runs
+ * `handle`, and maps every error to a problem response.
+ */
+export function endpoint<R extends RequestSchemas, A extends Access>(spec: EndpointSpec<R, A>): Endpoint {
+  const described: Endpoint = {
+    ...(spec as unknown as EndpointSpec),
+    trigger: {
+      methods: [spec.method],
+      route: spec.route,
+      authLevel: 'anonymous', // the handler checks the bearer token itself
+      handler: (request, log) => answer(log, async () => spec.handle(await parse(spec, request))),
+    },
+  };
+  endpoints.push(described);
+  return described;
 }
 
-async function guarded(log: Logger, run: (s: Services) => Promise<HttpResult>): Promise<HttpResult> {
-  try {
-    return await run(services());
-  } catch (error) {
-    if (error instanceof DomainError) {
-      return problemOf(error, error.code === 'UNAUTHENTICATED' ? { 'WWW-Authenticate': 'Bearer' } : undefined);
+async function parse<R extends RequestSchemas, A extends Access>(
+  spec: EndpointSpec<R, A>,
+  request: HttpRequestLike,
+): Promise<Call<R, A>> {
+  const { ctx, verifier } = await services();
+  const { params, headers, query, body } = spec.request;
+  let principal: Principal | undefined;
+  if (spec.access !== 'anonymous') {
+    principal = await verifier.verify(request.headers.get('authorization'));
+    requireRole(principal, spec.access);
+    if (isChannelOnly(principal) && principal.channel === undefined) {
+      throw new DomainError('FORBIDDEN', 'This Channel token names no channel.');
     }
+  }
+  const parsedParams = params && validate(params, { ...request.params }, 'Invalid path parameters.');
+  const channelId = (parsedParams as { channelId?: unknown } | undefined)?.channelId;
+  if (principal && typeof channelId === 'string') requireChannel(principal, channelId);
+  if (headers && requiresIfMatch(headers) && !request.headers.get('if-match')) {
+    throw new DomainError('PRECONDITION_REQUIRED', 'Send If-Match with the ETag of the version you read.');
+  }
+  return {
+    request,
+    ctx,
+    principal: principal as Call<R, A>['principal'],
+    params: parsedParams as Parsed<R['params']>,
+    headers: (headers && readHeaders(request, headers)) as Parsed<R['headers']>,
+    query: (query && readQuery(request, query)) as Parsed<R['query']>,
+    body: (body && (await readJson(request, body))) as Parsed<R['body']>,
+  };
+}
+
+/** A conditional request (RFC 6585): without If-Match it is refused with 428, not as an invalid header. */
+export const requiresIfMatch = (headers: z.ZodObject) =>
+  headers.shape['if-match'] !== undefined && !headers.shape['if-match'].safeParse(undefined).success;
+
+/** Runs a handler and maps every error to a problem response; nothing but a DomainError's own words leaks. */
+async function answer(log: Logger, run: () => Promise<HttpResult>): Promise<HttpResult> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof DomainError) return problemOf(error);
     log.error(error);
     if (isUnavailable(error)) {
-      return problem(
-        'SERVICE_UNAVAILABLE',
-        'Storage or the message broker is not reachable; try again shortly.',
-        undefined,
-        {
-          'Retry-After': '5',
-        },
+      return problemOf(
+        new DomainError('SERVICE_UNAVAILABLE', 'Storage or the message broker is not reachable; try again shortly.'),
       );
     }
     return problem('INTERNAL_ERROR', 'An unexpected error occurred. It has been logged.');

@@ -8,7 +8,6 @@ const STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   OPERATION_NOT_FOUND: 404,
   CUSTOMER_NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
   INVALID_STATE: 409,
   ETAG_MISMATCH: 412,
   PAYLOAD_TOO_LARGE: 413,
@@ -26,7 +25,6 @@ const TITLE: Record<ErrorCode, string> = {
   NOT_FOUND: 'Not found',
   OPERATION_NOT_FOUND: 'Operation not found',
   CUSTOMER_NOT_FOUND: 'Customer not found',
-  METHOD_NOT_ALLOWED: 'Method not allowed',
   INVALID_STATE: 'Not possible in the current state',
   ETAG_MISMATCH: 'The resource changed',
   PAYLOAD_TOO_LARGE: 'Request body too large',
@@ -67,5 +65,10 @@ export function problem(
   };
 }
 
-export const problemOf = (error: DomainError, headers?: Record<string, string>) =>
-  problem(error.code, error.message, error.errors, headers);
+/** Headers that come with a code: how to authenticate, or when to try again. */
+const HEADERS: Partial<Record<ErrorCode, Record<string, string>>> = {
+  UNAUTHENTICATED: { 'WWW-Authenticate': 'Bearer' },
+  SERVICE_UNAVAILABLE: { 'Retry-After': '5' },
+};
+
+export const problemOf = (error: DomainError) => problem(error.code, error.message, error.errors, HEADERS[error.code]);

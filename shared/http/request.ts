@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 
-import { z } from 'zod';
+import type { z } from 'zod';
 
-import { DomainError, type FieldErrors } from '../domain/errors';
+import { DomainError, fieldErrors } from '../domain/errors';
 
 /** The part of an HTTP request the adapters need; @azure/functions' HttpRequest satisfies it. */
 export interface HttpRequestLike {
@@ -69,6 +69,13 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, detail:
   throw new DomainError('VALIDATION_FAILED', `${detail} ${summarize(result.error)}`, fieldErrors(result.error));
 }
 
+/** The headers a schema names (lower case), validated like a body; an absent header is undefined. */
+export function readHeaders<S extends z.ZodObject>(request: HttpRequestLike, schema: S): z.infer<S> {
+  const raw = Object.create(null) as Record<string, string | undefined>;
+  for (const name of Object.keys(schema.shape)) raw[name] = request.headers.get(name) ?? undefined;
+  return validate(schema, raw, 'Invalid headers.');
+}
+
 /** Query parameters as an object (repeated keys become arrays), validated like a body. */
 export function readQuery<S extends z.ZodType>(request: HttpRequestLike, schema: S): z.infer<S> {
   // Keys are the client's: `__proto__` must become a key the schema refuses, not this object's prototype.
@@ -78,21 +85,6 @@ export function readQuery<S extends z.ZodType>(request: HttpRequestLike, schema:
     raw[key] = values.length === 1 ? values[0]! : values;
   }
   return validate(schema, raw, 'Invalid query parameters.');
-}
-
-export function fieldErrors(error: z.ZodError): FieldErrors {
-  // Paths come from the client's keys: `constructor` or `__proto__` must be plain keys here, not inherited.
-  const errors: FieldErrors = Object.create(null) as FieldErrors;
-  const add = (path: string, message: string) => (errors[path] ??= []).push(message);
-  for (const issue of error.issues) {
-    const path = issue.path.map(String).join('.');
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) add(path ? `${path}.${key}` : key, 'is not a known field');
-    } else {
-      add(path, issue.message);
-    }
-  }
-  return errors;
 }
 
 function summarize(error: z.ZodError): string {
@@ -108,20 +100,14 @@ const tooLarge = () =>
     '': [`must be at most ${MAX_BODY_BYTES} bytes`],
   });
 
-const idempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1–200 visible ASCII characters');
-
 /**
- * The request's Idempotency-Key (validated) with a hash of the body it came with, so a repeat with another
- * body is told apart from a retry; undefined without the header.
+ * A request's Idempotency-Key (validated with its header) with a hash of the body it came with, so a repeat
+ * with another body is told apart from a retry; undefined without the header.
  */
 export function idempotencyOf(
-  request: HttpRequestLike,
+  key: string | undefined,
   body: unknown,
 ): { key: string; requestHash: string } | undefined {
-  const key = request.headers.get('idempotency-key');
-  if (key === null) return undefined;
-  return {
-    key: validate(idempotencyKeySchema, key, 'Invalid Idempotency-Key.'),
-    requestHash: createHash('sha256').update(JSON.stringify(body)).digest('base64url'),
-  };
+  if (key === undefined) return undefined;
+  return { key, requestHash: createHash('sha256').update(JSON.stringify(body)).digest('base64url') };
 }

@@ -1,24 +1,53 @@
 import { z } from 'zod';
 
 import { attributeValue, MAX_ATTRIBUTES } from '../domain/customer';
+import { channelIdSchema } from '../domain/operation';
 import { attributePath, filterShape } from '../operations/filter';
 import { BULK_LIMIT } from '../operations/repair';
 
-/** Request schemas of the HTTP API beyond the customer itself (shared/domain/customer.ts). */
-export const channelIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1–64 letters, digits, _ or -, such as web or pos-042');
+/**
+ * Request schemas of the HTTP API beyond the customer itself (shared/domain/customer.ts): path parameters,
+ * headers, queries and bodies. Endpoint descriptors name them; the same schemas validate requests and
+ * describe them in the OpenAPI document. Header names are lower case, as requests carry them.
+ */
+const channelId = channelIdSchema.describe('The channel, e.g. web or pos-042; must match the token’s channel.');
+// Accounts and operation ids that are malformed are simply not found (404), so they are taken as text here.
+const account = z.string().describe('Either the async customer account or the customer account.');
 
-export const accountSchema = z.string().regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'is not an account number');
+export const channelParams = z.object({ channelId });
+export const channelCustomerParams = z.object({ channelId, account });
+export const accountParams = z.object({ account });
+export const operationParams = z.object({ operationId: z.string().describe('The operation id.') });
+export const jobParams = z.object({
+  job: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,63}$/, 'is not a job name')
+    .describe('sync-pending-operations or audit-retention'),
+});
+
+export const idempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1–200 visible ASCII characters')
+    .optional()
+    .describe('A repeat with the same key and body gets the first answer and creates nothing new.'),
+});
+
+/** Required: a request without it is answered 428 (it must say which version it changes). */
+export const ifMatchHeaders = z.object({
+  'if-match': z.string().min(1).describe('The ETag from GET /api/operations/{operationId}.'),
+});
 
 export const feedQuerySchema = z.strictObject({ cursor: z.string().min(1).max(2048).optional() });
-
-export const jobNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'is not a job name');
 
 export const listQuerySchema = z.strictObject({
   ...filterShape,
   top: z.coerce.number().int().min(1).max(1000).default(100),
   continuationToken: z.string().min(1).max(2048).optional(),
+});
+
+export const deadLettersQuerySchema = z.strictObject({
+  top: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
 export const operationEditSchema = z.strictObject({
@@ -37,7 +66,3 @@ export const bulkResyncSchema = z.union(
     error: `send either { "operationIds": [1–${BULK_LIMIT} ids] } or { "filter": { ...the GET /api/operations keys } }`,
   },
 );
-
-export const deadLettersQuerySchema = z.strictObject({
-  top: z.coerce.number().int().min(1).max(1000).default(100),
-});

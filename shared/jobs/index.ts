@@ -1,6 +1,6 @@
 import { notFound } from '../domain/errors';
+import type { JobRun } from '../domain/ports';
 import type { SyncContext } from '../operations/context';
-import type { JobRun } from '../storage/job-runs';
 import { JOB_NAMES, type JobName } from './names';
 import { auditRetention } from './retention';
 import { syncPendingOperations } from './sync-pending';
@@ -35,13 +35,10 @@ export async function runJob(ctx: SyncContext, name: string): Promise<JobRun> {
     durationMs: finished.getTime() - started.getTime(),
     ...outcome,
   };
-  await ctx.store.tables.ensureCreated();
   await ctx.store.jobRuns.record(run);
   if (failure) throw failure;
   return run;
 }
 
-export async function listJobRuns(ctx: SyncContext, limit = 50): Promise<JobRun[]> {
-  await ctx.store.tables.ensureCreated();
-  return ctx.store.jobRuns.latest(JOB_NAMES, limit);
-}
+export const listJobRuns = (ctx: SyncContext, limit = 50): Promise<JobRun[]> =>
+  ctx.store.jobRuns.latest(JOB_NAMES, limit);

@@ -1,5 +1,5 @@
+import { entryIsFor } from '../domain/ports';
 import type { SyncContext } from '../operations/context';
-import { entryIsFor, hourOf } from '../storage/operation-index';
 import { JOB_NAMES } from './names';
 
 const DAY_MS = 86_400_000;
@@ -10,10 +10,8 @@ const DAY_MS = 86_400_000;
  * Pending or Failed is never deleted, however old: it still needs an operator (or the processor).
  */
 export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record<string, number>; message: string }> {
-  await ctx.store.tables.ensureCreated();
   const { store } = ctx;
   const cutoff = new Date(ctx.clock().getTime() - ctx.retentionDays * DAY_MS).toISOString();
-  const cutoffHour = hourOf(cutoff);
   const counts = {
     operationsDeleted: 0,
     operationsKept: 0,
@@ -23,9 +21,9 @@ export async function auditRetention(ctx: SyncContext): Promise<{ counts: Record
     deadLettersDeleted: 0,
   };
 
-  for (const hour of (await store.operationIndex.hours()).filter((h) => h < cutoffHour)) {
+  for (const hour of await store.operationIndex.hours(cutoff)) {
     let kept = 0;
-    for await (const entry of store.operationIndex.hour(hour, { fields: [] })) {
+    for await (const entry of store.operationIndex.entriesOfHour(hour)) {
       const op = await store.customers.getOperation(entry.customerKey, entry.seq);
       const orphan = !op || !entryIsFor(entry, op.value);
       if (!orphan && op.value.status !== 'Synced') {

@@ -1,4 +1,4 @@
-import type { Doorbell } from '../messaging/doorbell';
+import type { Doorbell } from '../domain/doorbell';
 import type { SyncContext } from '../operations/context';
 import { feedEntry } from '../operations/process';
 
@@ -10,7 +10,6 @@ import { feedEntry } from '../operations/process';
 export async function syncPendingOperations(
   ctx: SyncContext,
 ): Promise<{ counts: Record<string, number>; message: string }> {
-  await ctx.store.tables.ensureCreated();
   const now = ctx.clock();
   const overdueBefore = new Date(now.getTime() - ctx.pendingResendAfterMs).toISOString();
   const nowIso = now.toISOString();

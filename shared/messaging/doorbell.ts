@@ -1,29 +1,8 @@
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
-import { z } from 'zod';
 
-/**
- * A doorbell says "customer K may have operations to apply" — nothing more. The operations table is the
- * truth, so a duplicate, late, lost or reordered doorbell is harmless: the processor always reads what is
- * actually pending, in submission order.
- */
-export const doorbellSchema = z.strictObject({
-  customerKey: z.string().regex(/^[A-Z][A-Z0-9-]{2,62}$/, 'must be a customer key'),
-  /**
-   * The ETag of the pending-index entry written before this ring. The processor clears the entry with it,
-   * saving a read, and the clear fails (leaving the customer listed) if a later submit marked it again.
-   */
-  pending: z.string().min(1).max(200).optional(),
-});
-export type Doorbell = z.infer<typeof doorbellSchema>;
+import type { Doorbell, DoorbellSender } from '../domain/doorbell';
 
-export interface DoorbellSender {
-  /** Rings now, or at `at` (a scheduled message) for a retry after a delay. */
-  ring(doorbells: readonly Doorbell[], at?: Date): Promise<void>;
-  /** Throws if the broker cannot be reached (for the health endpoint). */
-  check(): Promise<void>;
-  close(): Promise<void>;
-}
-
+/** Doorbells as Service Bus messages on the customer operations queue. */
 export class ServiceBusDoorbell implements DoorbellSender {
   private readonly client: ServiceBusClient;
   private readonly sender: ServiceBusSender;

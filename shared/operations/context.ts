@@ -1,8 +1,11 @@
+import type { DoorbellSender } from '../domain/doorbell';
 import type { HqSettings } from '../domain/hq-rules';
-import type { DoorbellSender } from '../messaging/doorbell';
-import type { Store } from '../storage';
+import type { Store } from '../domain/ports';
 
-/** What every use case receives: repositories, the doorbell, a clock and the rules' settings. */
+/**
+ * What every use case receives: the repositories (ports), the doorbell, a clock and the settings, built once
+ * per process by the composition root (shared/app.ts) or by a test.
+ */
 export interface SyncContext {
   store: Store;
   doorbell: DoorbellSender;
@@ -16,7 +19,10 @@ export interface SyncContext {
    * sync-pending job finishes that round's feed entries (until then feed readers hold back).
    */
   feedMarkerStaleMs: number;
-  /** Audit data older than this is deleted by the retention job (never Pending or Failed operations). */
+  /**
+   * Audit data older than this is deleted by the retention job (never Pending or Failed operations); it is
+   * also how far back a listing without `from` looks.
+   */
   retentionDays: number;
   log: (message: string) => void;
 }

@@ -1,4 +1,5 @@
-import { doorbellSchema } from '../messaging/doorbell';
+import { doorbellSchema } from '../domain/doorbell';
+import type { DeadLetter } from '../domain/ports';
 import type { SyncContext } from './context';
 import { processCustomer, type ProcessResult } from './process';
 
@@ -17,7 +18,6 @@ export async function handleDoorbell(
     const reason = `Not a customer doorbell: ${parsed.error.issues
       .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
       .join('; ')}`;
-    await ctx.store.tables.ensureCreated();
     await ctx.store.deadLetters.add({
       messageId: meta.messageId,
       reason,
@@ -29,6 +29,10 @@ export async function handleDoorbell(
   }
   return processCustomer(ctx, parsed.data.customerKey, parsed.data.pending);
 }
+
+/** The newest `top` dead letters. */
+export const listDeadLetters = (ctx: SyncContext, top: number): Promise<DeadLetter[]> =>
+  ctx.store.deadLetters.latest(top);
 
 /** The body as an operator can read it: text as is, bytes as base64, anything else as JSON. */
 function bodyText(message: unknown): string {

@@ -1,20 +1,16 @@
-import type { ListedOperation } from '../domain/operation';
+import { type OperationSummary, SUMMARY_FIELDS } from '../domain/operation';
 import type { SyncContext } from './context';
 import type { OperationFilter } from './filter';
 import { listOperations, type OperationPage } from './list';
 
-const COLUMNS = [
-  'operationId',
-  'channel',
-  'type',
-  'status',
-  'operationTimestamp',
-  'customerAccount',
-  'asyncCustomerAccount',
-  'changeDescription',
-  'lastErrorCode',
-  'lastErrorMessage',
-] as const;
+/** The summary's fields in its order, the last error as two columns. */
+const COLUMNS = SUMMARY_FIELDS.flatMap((field) =>
+  field === 'lastError' ? ['lastErrorCode', 'lastErrorMessage'] : [field],
+);
+const cellsOf = (op: OperationSummary) =>
+  SUMMARY_FIELDS.flatMap((field) =>
+    field === 'lastError' ? [op.lastError?.code, op.lastError?.message] : [op[field]],
+  );
 
 const PAGE = 500;
 
@@ -30,24 +26,11 @@ export async function operationsCsv(ctx: SyncContext, filter: OperationFilter): 
     yield Buffer.from(`${COLUMNS.join(',')}\r\n`);
     let page: OperationPage | undefined = first;
     while (page) {
-      for (const op of page.items) yield Buffer.from(`${row(op).map(cell).join(',')}\r\n`);
+      for (const op of page.items) yield Buffer.from(`${cellsOf(op).map(cell).join(',')}\r\n`);
       page = page.continuationToken ? await listOperations(ctx, filter, PAGE, page.continuationToken) : undefined;
     }
   })();
 }
-
-const row = (op: ListedOperation) => [
-  op.operationId,
-  op.channel,
-  op.type,
-  op.status,
-  op.operationTimestamp,
-  op.customerAccount,
-  op.asyncCustomerAccount,
-  op.changeDescription,
-  op.lastError?.code,
-  op.lastError?.message,
-];
 
 function cell(value: string | undefined): string {
   if (value === undefined) return '';

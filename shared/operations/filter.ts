@@ -2,9 +2,16 @@ import { createHash } from 'node:crypto';
 
 import { z } from 'zod';
 
+import { accountSchema } from '../domain/accounts';
 import { attributeName } from '../domain/customer';
 import { DomainError } from '../domain/errors';
-import { type Operation, OPERATION_STATUSES, OPERATION_TYPES, type OperationSummary } from '../domain/operation';
+import {
+  channelIdSchema,
+  type Operation,
+  OPERATION_STATUSES,
+  OPERATION_TYPES,
+  type OperationHead,
+} from '../domain/operation';
 
 /** Customer fields an operator can filter on or repair, as attribute paths. */
 const TOP_LEVEL = [
@@ -36,20 +43,16 @@ export const attributePath = z
 const instant = z.iso
   .datetime({ offset: true })
   .refine((t) => t >= '2000' && t < '2100', 'must be between the years 2000 and 2099');
-const account = z.string().regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'is not an account number');
 const oneOrMany = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).max(10)]).optional();
 const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /** The filter keys of `GET /api/operations`, shared by the bulk resync's `filter` body. */
 export const filterShape = {
-  channel: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'is not a channel id')
-    .optional(),
+  channel: channelIdSchema.optional(),
   status: z.enum(OPERATION_STATUSES).optional(),
   type: z.enum(OPERATION_TYPES).optional(),
-  customerAccount: account.optional(),
-  asyncCustomerAccount: account.optional(),
+  customerAccount: accountSchema.optional(),
+  asyncCustomerAccount: accountSchema.optional(),
   from: instant.optional(),
   to: instant.optional(),
   code: z
@@ -103,7 +106,7 @@ export function toFilter(raw: RawFilter): OperationFilter {
 }
 
 /** Whether an operation (read from the Customers table) satisfies the whole filter. */
-export function matches(op: OperationSummary, filter: OperationFilter, customerKey?: string): boolean {
+export function matches(op: OperationHead, filter: OperationFilter, customerKey?: string): boolean {
   if (filter.channel && op.channel !== filter.channel) return false;
   if (filter.status && op.status !== filter.status) return false;
   if (filter.type && op.type !== filter.type) return false;

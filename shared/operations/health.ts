@@ -20,9 +20,6 @@ export async function checkHealth(ctx: SyncContext) {
       clearTimeout(timer);
     }
   };
-  const [storage, broker] = await Promise.all([
-    probe(() => ctx.store.tables.ping()),
-    probe(() => ctx.doorbell.check()),
-  ]);
+  const [storage, broker] = await Promise.all([probe(() => ctx.store.ping()), probe(() => ctx.doorbell.check())]);
   return { status: storage === 'ok' && broker === 'ok' ? 'ok' : 'unavailable', storage, broker };
 }

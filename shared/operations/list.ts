@@ -1,41 +1,34 @@
 import { z } from 'zod';
 
 import { DomainError } from '../domain/errors';
-import type { ListedOperation } from '../domain/operation';
-import { hourOf, type IndexEntry, type IndexQuery, isHour } from '../storage/operation-index';
+import { type OperationSummary, summaryOf } from '../domain/operation';
+import type { IndexQuery } from '../domain/ports';
 import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
 import { filterFingerprint, matches, type OperationFilter } from './filter';
 
-/** How far back a query without `from` looks: the audit retention period. */
-export const DEFAULT_WINDOW_DAYS = 90;
 /** A field filter with nothing but time to bound it spans at most (and by default) this many days. */
 export const FIELD_WINDOW_DAYS = 31;
 const DAY_MS = 86_400_000;
-/** Most operations read from the Customers table at once when checking index candidates. */
+/** Most operations read from the Customers table at once when listing one customer's operations. */
 const READ_AHEAD = 100;
 /**
- * Most operations one request reads. A sparse filter (say, status=Pending over 90 days) stops there and
+ * Most operations one per-customer request reads. A sparse filter (say, status=Pending) stops there and
  * answers with fewer than `top` items and a continuation token, rather than reading without limit.
  */
 const READ_BUDGET = 2000;
-/**
- * Most hour tables one request reads. A sparse filter over a long window stops there and answers with what
- * it found and a continuation token for the next hour, rather than querying every hour of 90 days at once.
- */
-const HOUR_BUDGET = 48;
 /** The longest window a query may span; longer than the retention period on purpose. */
 const MAX_WINDOW_DAYS = 400;
 
 export interface OperationPage {
-  items: ListedOperation[];
+  items: OperationSummary[];
   continuationToken?: string;
 }
 
 /**
- * Where a query continues. `customer`: the customer's operations below `seq`; `index`: the hour table (or the
- * failed index, hour '') and the last RowKey consumed. Tokens carry the filter's fingerprint so a token cannot be
- * replayed against another filter (which would silently skip or repeat items).
+ * Where a query continues. `customer`: the customer's operations below `seq`; `index`: the operation index's
+ * position (an hour, or '' for the failed index, and the last RowKey read). Tokens carry the filter's
+ * fingerprint so a token cannot be replayed against another filter (which would silently skip or repeat items).
  */
 const tokenSchema = z.discriminatedUnion('d', [
   z.object({ d: z.literal('customer'), f: z.string(), seq: z.number().int().min(0) }),
@@ -44,10 +37,9 @@ const tokenSchema = z.discriminatedUnion('d', [
 type Token = z.infer<typeof tokenSchema>;
 
 /**
- * One page of operations, newest first. The query is driven by its most selective indexed filter:
- * a customer account (that customer's partition), status=Failed (the failed index), else the per-hour index
- * (the channel's partitions when a channel is given), walking the hours that have a table from `to` back to
- * `from`; index entries are the list items, every filter evaluated by the service.
+ * One page of operations, newest first. The query is driven by its most selective indexed filter: a customer
+ * account (that customer's partition), else the operation index (the failed index for status=Failed, else the
+ * hours of the window), where every other filter is evaluated by the service.
  */
 export async function listOperations(
   ctx: SyncContext,
@@ -55,65 +47,65 @@ export async function listOperations(
   top: number,
   continuationToken?: string,
 ): Promise<OperationPage> {
-  await ctx.store.tables.ensureCreated();
   const fingerprint = filterFingerprint(filter);
   const token = continuationToken === undefined ? undefined : decodeToken(continuationToken, fingerprint);
-  const items: ListedOperation[] = [];
-  let next: Token | undefined;
-
+  let page: { items: OperationSummary[]; next?: Token };
   if (filter.customerAccount || filter.asyncCustomerAccount) {
-    const customerKey = await customerKeyOf(ctx, filter);
-    if (customerKey === undefined) return { items };
-    const record = await ctx.store.customers.getRecord(customerKey);
-    const newest = (record?.value.nextSeq ?? 1) - 1;
-    let seq = token?.d === 'customer' ? Math.min(token.seq, newest) : newest;
-    let budget = READ_BUDGET;
-    while (seq >= 1 && items.length < top && budget > 0) {
-      budget -= READ_AHEAD;
-      const seqs = Array.from({ length: Math.min(READ_AHEAD, seq) }, (_, i) => seq - i);
-      const ops = await Promise.all(seqs.map((s) => ctx.store.customers.getOperationSummary(customerKey, s)));
-      for (const [i, op] of ops.entries()) {
-        seq = seqs[i]! - 1;
-        if (op && matches(op, filter, customerKey)) items.push(op);
-        if (items.length === top) break;
-      }
-    }
-    if (seq >= 1) next = { d: 'customer', f: fingerprint, seq };
+    if (token && token.d !== 'customer') throw invalidToken();
+    page = await customerPage(ctx, filter, top, fingerprint, token?.seq);
   } else {
-    const failedIndex = filter.status === 'Failed';
-    const window = timeWindow(ctx, filter);
+    if (token && token.d !== 'index') throw invalidToken();
+    const failed = filter.status === 'Failed';
     const query: IndexQuery = {
+      failed,
       // The failed index holds only current failures, however old: no default window there.
-      ...(failedIndex ? { from: filter.from, to: filter.to } : window),
+      ...(failed ? { from: filter.from, to: filter.to } : timeWindow(ctx, filter)),
       type: filter.type,
       channel: filter.channel,
       code: filter.code,
-      ...(failedIndex ? {} : { status: filter.status }),
+      ...(failed ? {} : { status: filter.status }),
       fields: filter.fields,
     };
-    const resume = token?.d === 'index' ? token : undefined;
-    if (resume && (failedIndex ? resume.hour !== '' : !inWindow(resume.hour, window))) throw invalidToken();
-    // A resumed query goes on from its token's hour (or the next older one, if retention dropped it).
-    const hours = failedIndex ? [''] : ctx.store.operationIndex.hoursBetween(window.from, resume?.hour || window.to);
-    let visited = 0;
-    for await (const hour of hours) {
-      if (++visited > HOUR_BUDGET) {
-        next = { d: 'index', f: fingerprint, hour, rk: '' }; // that hour, from its start
-        break;
-      }
-      const after = resume?.hour === hour && resume.rk ? resume.rk : undefined;
-      // Fetch as many index entries per request as the page still needs items: every entry costs a read.
-      const hourQuery = { ...query, after, pageSize: top - items.length };
-      const entries =
-        hour === '' ? ctx.store.operationIndex.failed(hourQuery) : ctx.store.operationIndex.hour(hour, hourQuery);
-      const last = await take(entries, top, items);
-      if (last !== undefined) {
-        next = { d: 'index', f: fingerprint, hour, rk: last };
-        break;
-      }
+    const found = await ctx.store.operationIndex.page(query, top, token && { hour: token.hour, rowKey: token.rk });
+    if (!found) throw invalidToken();
+    const { next } = found;
+    page = {
+      items: found.items,
+      ...(next ? { next: { d: 'index', f: fingerprint, hour: next.hour, rk: next.rowKey } } : {}),
+    };
+  }
+  return {
+    items: page.items,
+    ...(page.next ? { continuationToken: Buffer.from(JSON.stringify(page.next)).toString('base64url') } : {}),
+  };
+}
+
+/** One customer's operations below `below` (a sequence number), newest first, read from its partition. */
+async function customerPage(
+  ctx: SyncContext,
+  filter: OperationFilter,
+  top: number,
+  fingerprint: string,
+  below?: number,
+): Promise<{ items: OperationSummary[]; next?: Token }> {
+  const items: OperationSummary[] = [];
+  const customerKey = await customerKeyOf(ctx, filter);
+  if (customerKey === undefined) return { items };
+  const record = await ctx.store.customers.getRecord(customerKey);
+  const newest = (record?.value.nextSeq ?? 1) - 1;
+  let seq = below === undefined ? newest : Math.min(below, newest);
+  let budget = READ_BUDGET;
+  while (seq >= 1 && items.length < top && budget > 0) {
+    budget -= READ_AHEAD;
+    const seqs = Array.from({ length: Math.min(READ_AHEAD, seq) }, (_, i) => seq - i);
+    const ops = await Promise.all(seqs.map((s) => ctx.store.customers.getOperationHead(customerKey, s)));
+    for (const [i, op] of ops.entries()) {
+      seq = seqs[i]! - 1;
+      if (op && matches(op, filter, customerKey)) items.push(summaryOf(op));
+      if (items.length === top) break;
     }
   }
-  return { items, ...(next ? { continuationToken: Buffer.from(JSON.stringify(next)).toString('base64url') } : {}) };
+  return { items, ...(seq >= 1 ? { next: { d: 'customer', f: fingerprint, seq } } : {}) };
 }
 
 /** Every operation matching the filter, newest first, page by page (for exports and bulk actions). */
@@ -121,22 +113,13 @@ export async function* allOperations(
   ctx: SyncContext,
   filter: OperationFilter,
   pageSize = 500,
-): AsyncIterable<ListedOperation> {
+): AsyncIterable<OperationSummary> {
   let token: string | undefined;
   do {
     const page = await listOperations(ctx, filter, pageSize, token);
     yield* page.items;
     token = page.continuationToken;
   } while (token);
-}
-
-/** Index entries are the items: takes them up to `top`; the RowKey of the one that filled the page. */
-async function take(entries: AsyncIterable<IndexEntry>, top: number, items: ListedOperation[]) {
-  for await (const entry of entries) {
-    items.push(entry.item);
-    if (items.length === top) return entry.rowKey;
-  }
-  return undefined;
 }
 
 async function customerKeyOf(ctx: SyncContext, filter: OperationFilter): Promise<string | undefined> {
@@ -157,7 +140,8 @@ async function customerKeyOf(ctx: SyncContext, filter: OperationFilter): Promise
 function timeWindow(ctx: SyncContext, filter: OperationFilter): { from: string; to: string } {
   const to = filter.to ?? ctx.clock().toISOString();
   const fieldOnly = filter.fields.length > 0 && filter.status !== 'Failed' && filter.channel === undefined;
-  const defaultDays = fieldOnly ? FIELD_WINDOW_DAYS : DEFAULT_WINDOW_DAYS;
+  // Without `from`, a listing looks back as far as audit data is kept (within the longest window).
+  const defaultDays = fieldOnly ? FIELD_WINDOW_DAYS : Math.min(ctx.retentionDays, MAX_WINDOW_DAYS);
   const from = filter.from ?? new Date(Date.parse(to) - defaultDays * DAY_MS).toISOString();
   if (Date.parse(to) - Date.parse(from) > MAX_WINDOW_DAYS * DAY_MS) {
     throw new DomainError('VALIDATION_FAILED', `A time window may span at most ${MAX_WINDOW_DAYS} days.`, {
@@ -174,10 +158,6 @@ function timeWindow(ctx: SyncContext, filter: OperationFilter): { from: string; 
   }
   return { from, to };
 }
-
-/** Whether a token's hour is a real hour inside the query's window (a forged one could be anything). */
-const inWindow = (hour: string, window: { from: string; to: string }) =>
-  isHour(hour) && hour >= hourOf(window.from) && hour <= hourOf(window.to);
 
 function decodeToken(value: string, fingerprint: string): Token {
   let token: Token;

@@ -1,9 +1,9 @@
-import { describeApplied, evaluate, type HqViolation, normalizeEmail } from '../domain/hq-rules';
+import type { Doorbell } from '../domain/doorbell';
+import { evaluate, type Evaluation, type HqViolation, normalizeEmail } from '../domain/hq-rules';
+import { applied, attemptFailed, failed, waiting } from '../domain/lifecycle';
 import type { CustomerRecord, Operation } from '../domain/operation';
-import type { Doorbell } from '../messaging/doorbell';
-import type { Versioned } from '../storage/customer-store';
-import type { FeedEntry } from '../storage/feed';
-import { hasStatus } from '../storage/tables';
+import type { FeedEntry } from '../domain/ports';
+import { isWriteConflict, type Versioned } from '../domain/versioned';
 import type { SyncContext } from './context';
 
 export interface ProcessResult {
@@ -46,7 +46,6 @@ export async function processCustomer(
   customerKey: string,
   pending?: Doorbell['pending'],
 ): Promise<ProcessResult> {
-  await ctx.store.tables.ensureCreated();
   const run: Run = { result: { customerKey, applied: 0, failed: 0, waiting: 0 } };
   // The pending entry's ETag from before processing (the doorbell carries the one its ring was marked with):
   // clearing with it fails if a submit marked the customer meanwhile.
@@ -103,9 +102,11 @@ async function applyOperations(
   let blocker: Operation | undefined;
 
   for (const stored of operations) {
-    const op: Operation = structuredClone(stored.value);
+    const op = stored.value;
+    const write = (value: Operation) => touched.push({ value, etag: stored.etag });
     if (blocker) {
-      if (markWaiting(op, blocker, at)) touched.push({ value: op, etag: stored.etag });
+      const held = waiting(op, blocker, at);
+      if (held) write(held);
       result.waiting++;
       continue;
     }
@@ -115,47 +116,37 @@ async function applyOperations(
       continue;
     }
 
-    let violation: HqViolation | undefined;
-    let evaluation: ReturnType<typeof evaluate>;
+    let verdict: Evaluation;
     try {
-      evaluation = evaluate(next.customer, op.changes, ctx.hq);
-      violation = evaluation.ok ? await takeEmail(ctx, next, evaluation.customer.email, op.seq) : evaluation.violation;
-      if (evaluation.ok && !violation && !next.customerAccount) {
-        run.allocatedAccount ??= await store.accountNumbers.nextAccount();
-        // Written before the commit: a crash leaves an index entry for an account nobody holds, which lookups
-        // reject (they check the record), never a customer that cannot be found.
-        await store.accounts.put(run.allocatedAccount, next.customerKey);
+      verdict = evaluate(next.customer, op.changes, ctx.hq);
+      if (verdict.ok) {
+        const emailInUse = await takeEmail(ctx, next, verdict.customer.email, op.seq);
+        if (emailInUse) verdict = { ok: false, violation: emailInUse, grid: verdict.grid };
+        else if (!next.customerAccount) {
+          run.allocatedAccount ??= await store.accountNumbers.nextAccount();
+          // Written before the commit: a crash leaves an index entry for an account nobody holds, which
+          // lookups reject (they check the record), never a customer that cannot be found.
+          await store.accounts.put(run.allocatedAccount, next.customerKey);
+        }
       }
     } catch (error) {
       // Nothing is committed yet: charge the attempt to this operation and retry it later.
       return recordTransientFailure(ctx, record, stored, error, run);
     }
-
-    op.attempts++;
-    op.nextAttemptAt = undefined;
-    op.attributes = evaluation.grid;
-    if (violation || !evaluation.ok) {
-      fail(op, violation ?? { code: 'INVALID_CUSTOMER', message: 'The customer is invalid.' }, at);
-      touched.push({ value: op, etag: stored.etag });
+    if (!verdict.ok) {
+      blocker = failed(op, verdict.violation, verdict.grid, at);
+      write(blocker);
       result.failed++;
-      blocker = op;
       continue;
     }
 
-    next.customerAccount ??= run.allocatedAccount;
-    next.customer = evaluation.customer;
+    next.customerAccount ??= run.allocatedAccount!;
+    next.customer = verdict.customer;
     next.version++;
     next.appliedThrough = op.seq;
     next.updatedAt = at;
-    op.status = 'Synced';
-    op.customerAccount = next.customerAccount;
-    op.asyncCustomerAccount = next.asyncCustomerAccount;
-    op.appliedAt = at;
-    op.waitingOn = undefined;
-    op.lastError = undefined;
-    op.changeDescription = describeApplied(op, evaluation.customer, next.customerAccount!);
-    op.history.push({ at, status: 'Synced', detail: op.changeDescription });
-    touched.push({ value: op, etag: stored.etag });
+    const { customerAccount, asyncCustomerAccount } = next;
+    write(applied(op, { customer: verdict.customer, customerAccount, asyncCustomerAccount, grid: verdict.grid }, at));
     feed.push(feedEntry(next, op.seq, at));
     result.applied++;
   }
@@ -164,7 +155,7 @@ async function applyOperations(
   try {
     await store.customers.commit({ value: next, etag: record.etag }, touched);
   } catch (error) {
-    if (hasStatus(error, 409, 412)) return 'conflict';
+    if (isWriteConflict(error)) return 'conflict';
     throw error;
   }
 
@@ -188,27 +179,6 @@ export const feedEntry = (record: CustomerRecord, seq: number, changedAt: string
   customer: record.customer!,
   changedAt,
 });
-
-function fail(op: Operation, violation: HqViolation, at: string): void {
-  op.status = 'Failed';
-  op.lastError = { code: violation.code, message: violation.message, at };
-  op.changeDescription = `Failed: ${violation.message}`;
-  op.history.push({ at, status: 'Failed', detail: violation.message });
-}
-
-/** Marks an operation as waiting on `blocker`; false if it already said so (nothing to write). */
-function markWaiting(op: Operation, blocker: Operation, at: string): boolean {
-  const failed = blocker.status === 'Failed';
-  const reason = failed
-    ? `Waiting for operation ${blocker.operationId} (${blocker.type}), which failed: ${blocker.lastError?.message ?? 'unknown error'}`
-    : `Waiting for operation ${blocker.operationId} (${blocker.type}), which is retried at ${blocker.nextAttemptAt}.`;
-  if (op.waitingOn === blocker.operationId && op.changeDescription === reason) return false;
-  op.waitingOn = blocker.operationId;
-  op.changeDescription = reason;
-  op.lastError = failed ? { code: 'WAITING_FOR_OPERATION', message: reason, at } : op.lastError;
-  op.history.push({ at, status: 'Pending', detail: reason });
-  return true;
-}
 
 /** Claims the customer's email for this operation; the violation if another customer holds it. */
 async function takeEmail(
@@ -272,28 +242,12 @@ async function recordTransientFailure(
 ): Promise<Round> {
   const message = error instanceof Error ? error.message : String(error);
   ctx.log(`Applying ${stored.value.operationId} failed, will retry: ${message}`);
-  const op = structuredClone(stored.value);
   const now = ctx.clock();
-  const at = now.toISOString();
-  op.attempts++;
-  op.lastError = { code: 'TRANSIENT_ERROR', message, at };
-  if (op.attempts >= ctx.retry.maxAttempts) {
-    op.status = 'Failed';
-    op.nextAttemptAt = undefined;
-    op.changeDescription = `Failed after ${op.attempts} attempts: ${message}`;
-    op.history.push({ at, status: 'Failed', detail: op.changeDescription });
-  } else {
-    op.nextAttemptAt = new Date(now.getTime() + ctx.retry.baseDelayMs * 2 ** (op.attempts - 1)).toISOString();
-    op.history.push({
-      at,
-      status: 'Pending',
-      detail: `Attempt ${op.attempts} failed (${message}); retry at ${op.nextAttemptAt}.`,
-    });
-  }
+  const op = attemptFailed(stored.value, message, now, ctx.retry);
   try {
     await ctx.store.customers.commit(record, [{ value: op, etag: stored.etag }]);
   } catch (commitError) {
-    if (hasStatus(commitError, 409, 412)) return 'conflict';
+    if (isWriteConflict(commitError)) return 'conflict';
     throw commitError;
   }
   await ctx.store.operationIndex.update(op, stored.value.lastError);

@@ -1,10 +1,9 @@
 import { z } from 'zod';
 
 import { DomainError, notFound } from '../domain/errors';
-import type { Operation } from '../domain/operation';
-import { parseOperationId } from '../domain/operation';
-import type { Versioned } from '../storage/customer-store';
-import type { FeedItem, FeedPage } from '../storage/feed';
+import { type Operation, parseOperationId } from '../domain/operation';
+import type { FeedItem, FeedPage } from '../domain/ports';
+import type { Versioned } from '../domain/versioned';
 import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
 
@@ -38,7 +37,6 @@ export async function readCustomerUpdates(
   ctx: SyncContext,
   cursor: string | undefined,
 ): Promise<{ items: FeedItem[]; cursor: string }> {
-  await ctx.store.tables.ensureCreated();
   const after = cursor === undefined ? undefined : decodeCursor(cursor);
   // Never read past a round that has stamped feed times but not written its entries yet.
   const settled = new Date(ctx.clock().getTime() - FEED_SETTLE_MS).toISOString();

@@ -1,11 +1,9 @@
-import { applyChanges, attributeGrid, type AttributeValue, type Changes, unflatten } from '../domain/changes';
-import { customerPatchSchema, customerSchema } from '../domain/customer';
+import type { Changes } from '../domain/changes';
 import { DomainError } from '../domain/errors';
-import type { Operation, OperationSummary } from '../domain/operation';
-import { fieldErrors } from '../http/request';
-import type { Versioned } from '../storage/customer-store';
-import { entryIsFor, type IndexEntry } from '../storage/operation-index';
-import { hasStatus } from '../storage/tables';
+import { edited, resynced } from '../domain/lifecycle';
+import { type Operation, type OperationSummary, summaryOf } from '../domain/operation';
+import { entryIsFor, type IndexEntry } from '../domain/ports';
+import { isWriteConflict, type Versioned } from '../domain/versioned';
 import type { SyncContext } from './context';
 import type { OperationFilter } from './filter';
 import { allOperations } from './list';
@@ -13,9 +11,8 @@ import { getOperation } from './queries';
 import { ring } from './submit';
 
 /**
- * An operator edits the new values of a Failed operation. Guarded by the ETag the operator read (If-Match),
- * validated like a submit, and recorded in the history with who, when and old → new per attribute. The values
- * the channel submitted are kept as `submitted` on the first edit, so nothing the channel sent is lost.
+ * An operator edits the new values of a Failed operation (see `edited` in the lifecycle), guarded by the ETag
+ * the operator read (If-Match).
  */
 export async function editFailedOperation(
   ctx: SyncContext,
@@ -32,21 +29,7 @@ export async function editFailedOperation(
   if (current.status !== 'Failed') {
     throw new DomainError('INVALID_STATE', `Only a Failed operation can be edited; this one is ${current.status}.`);
   }
-  const changes = validChanges(current.type, { ...current.changes, ...edits });
-
-  const at = ctx.clock().toISOString();
-  const op = structuredClone(current);
-  op.submitted ??= current.changes;
-  op.changes = changes;
-  const before = new Map(current.attributes.map((a) => [a.name, a.oldValue] as const));
-  op.attributes = attributeGrid(undefined, changes).map((a) => ({ ...a, oldValue: before.get(a.name) ?? null }));
-  const edited = Object.keys(edits).map((name) => ({
-    name,
-    oldValue: current.changes[name] ?? null,
-    newValue: changes[name] ?? null,
-  }));
-  const described = edited.map((e) => `${e.name}: ${show(e.oldValue)} → ${show(e.newValue)}`);
-  op.history.push({ at, status: 'Failed', detail: `Edited ${described.join('; ')}`, by, edits: edited });
+  const op = edited(current, edits, by, ctx.clock().toISOString());
   // The failed index carries the values for field filters too. Written first: if the update then fails, it
   // only offers a candidate that the list checks against the operation. The hour entry, which listings show as
   // it is, follows the operation.
@@ -55,7 +38,7 @@ export async function editFailedOperation(
   try {
     newEtag = await ctx.store.customers.updateOperation({ value: op, etag });
   } catch (error) {
-    if (hasStatus(error, 412)) throw etagMismatch();
+    if (isWriteConflict(error)) throw etagMismatch();
     throw error;
   }
   await ctx.store.operationIndex.put(op);
@@ -72,20 +55,15 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
       if (error instanceof DomainError && error.code === 'OPERATION_NOT_FOUND') return 'NOT_FOUND';
       throw error;
     }
-    const op = structuredClone(found.value);
-    if (op.status !== 'Failed') return `NOT_FAILED (${op.status})`;
+    if (found.value.status !== 'Failed') return `NOT_FAILED (${found.value.status})`;
     const now = ctx.clock();
-    op.status = 'Pending';
-    op.nextAttemptAt = undefined;
-    op.waitingOn = undefined;
-    op.changeDescription = `Resync requested; waiting to be applied to HQ (last error: ${op.lastError?.code ?? 'none'}).`;
-    op.history.push({ at: now.toISOString(), status: 'Pending', detail: 'Resync requested.', by });
+    const op = resynced(found.value, by, now.toISOString());
     // Listed as pending before the status changes, so the job rings it even if the doorbell below is lost.
     const pending = await ctx.store.pending.mark(op.customerKey, now);
     try {
       await ctx.store.customers.updateOperation({ value: op, etag: found.etag });
     } catch (error) {
-      if (hasStatus(error, 412)) continue; // changed meanwhile (another operator, the processor): look again
+      if (isWriteConflict(error)) continue; // changed meanwhile (another operator, the processor): look again
       throw error;
     }
     // Its failed entry goes only now that it is not Failed: a crash before leaves an extra entry (the processor
@@ -146,27 +124,26 @@ export async function resyncMany(
  * removed on the way).
  */
 export async function listFailures(ctx: SyncContext) {
-  await ctx.store.tables.ensureCreated();
   const groups = new Map<string, { code: string; count: number; channels: Set<string>; example?: OperationSummary }>();
   let batch: IndexEntry[] = [];
   const flush = async () => {
-    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperationSummary(e.customerKey, e.seq)));
+    const ops = await Promise.all(batch.map((e) => ctx.store.customers.getOperationHead(e.customerKey, e.seq)));
     for (const [i, entry] of batch.entries()) {
       const op = ops[i];
       if (!op || !entryIsFor(entry, op) || op.status !== 'Failed') {
-        if (!op || op.status !== 'Failed') await ctx.store.operationIndex.removeFailed(entry.rowKey, entry.failedAt);
+        if (!op || op.status !== 'Failed') await ctx.store.operationIndex.removeFailed(entry.item, entry.failedAt);
         continue;
       }
       const code = op.lastError?.code ?? 'UNKNOWN';
       const group = groups.get(code) ?? { code, count: 0, channels: new Set<string>() };
       group.count++;
       group.channels.add(op.channel);
-      group.example ??= op; // entries come newest first
+      group.example ??= summaryOf(op); // entries come newest first
       groups.set(code, group);
     }
     batch = [];
   };
-  for await (const entry of ctx.store.operationIndex.failed({ fields: [] })) {
+  for await (const entry of ctx.store.operationIndex.failedEntries()) {
     batch.push(entry);
     if (batch.length === 64) await flush();
   }
@@ -175,26 +152,6 @@ export async function listFailures(ctx: SyncContext) {
     .map((g) => ({ code: g.code, count: g.count, channels: [...g.channels].sort(), example: g.example! }))
     .sort((a, b) => b.count - a.count);
 }
-
-/**
- * Validates edited changes the way a submit is validated: a create must be a whole customer (null removes a
- * field), an edit a valid patch (null removes the field from the customer when applied).
- */
-function validChanges(type: Operation['type'], changes: Changes): Changes {
-  const result =
-    type === 'Create'
-      ? customerSchema.safeParse(applyChanges(undefined, changes))
-      : customerPatchSchema.safeParse(unflatten(changes));
-  if (!result.success) {
-    const errors = Object.fromEntries(
-      Object.entries(fieldErrors(result.error)).map(([k, v]) => [`attributes.${k}`, v]),
-    );
-    throw new DomainError('VALIDATION_FAILED', 'The edited operation would not be a valid customer.', errors);
-  }
-  return type === 'Create' ? Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== null)) : changes;
-}
-
-const show = (value: AttributeValue) => (value === null ? '(none)' : JSON.stringify(value));
 
 const etagMismatch = () =>
   new DomainError('ETAG_MISMATCH', 'The operation changed since you read it; read it again and reapply your edit.');

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 
-import { attributeGrid, type Changes, flatten } from '../domain/changes';
+import { newAsyncCustomerAccount } from '../domain/accounts';
+import { flatten } from '../domain/changes';
 import type { Customer, CustomerPatch } from '../domain/customer';
+import type { Doorbell } from '../domain/doorbell';
 import { DomainError } from '../domain/errors';
-import { describeSubmitted } from '../domain/hq-rules';
-import { type CustomerRecord, type Operation, operationIdOf, type OperationType } from '../domain/operation';
-import type { Doorbell } from '../messaging/doorbell';
-import type { EditKey } from '../storage/customer-store';
-import { hasStatus } from '../storage/tables';
-import { findCustomer, newAsyncCustomerAccount } from './accounts';
+import { accepted } from '../domain/lifecycle';
+import { type CustomerRecord, operationIdOf } from '../domain/operation';
+import type { EditKey } from '../domain/ports';
+import { isWriteConflict } from '../domain/versioned';
+import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
 
 export interface SubmitCreate {
@@ -30,7 +31,6 @@ export interface Accepted {
  * transaction. The channel gets the async customer account immediately; HQ applies it in the background.
  */
 export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promise<Accepted> {
-  await ctx.store.tables.ensureCreated();
   let customerKey = newAsyncCustomerAccount();
   if (input.idempotency) {
     const answer = await ctx.store.idempotency.claim(input.channel, input.idempotency.key, {
@@ -42,11 +42,16 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
     customerKey = answer.asyncCustomerAccount;
   }
 
+  const { channel, by } = input;
   const requestId = randomUUID();
+  const changes = flatten(input.customer);
   let pending: string | undefined;
   for (let attempt = 0; ; attempt++) {
     const now = ctx.clock();
-    const operation = newOperation(customerKey, 1, 'Create', input, flatten(input.customer), now, requestId);
+    const operation = accepted(
+      { customerKey, seq: 1, type: 'Create', channel, by, changes, requestId, asyncCustomerAccount: customerKey },
+      now.toISOString(),
+    );
     const record: CustomerRecord = {
       customerKey,
       asyncCustomerAccount: customerKey,
@@ -64,7 +69,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       await ctx.store.operationIndex.put(operation);
       break;
     } catch (error) {
-      if (!hasStatus(error, 409)) throw error;
+      if (!isWriteConflict(error)) throw error;
       // Already there: a replayed idempotent request, or the SDK retrying a commit that did land (its first
       // answer was lost). Otherwise a (50-bit) collision with another customer: take a new account.
       if (input.idempotency) break;
@@ -96,11 +101,11 @@ export interface SubmitEdit {
  * too: a repeat of the request (the channel lost the answer) gets the first answer and creates nothing.
  */
 export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<Accepted> {
-  await ctx.store.tables.ensureCreated();
+  const { channel, by } = input;
   let record = await findCustomer(ctx.store, input.account);
   const { customerKey } = record.value;
   // A repeat is not looked up first: its append fails on the key's row, and the catch below finds the answer.
-  const key = input.idempotency && { channel: input.channel, ...input.idempotency };
+  const key = input.idempotency && { channel, ...input.idempotency };
   const changes = flatten(input.patch);
   const requestId = randomUUID();
   // One timestamp for every attempt: a retry of the same sequence number rewrites the same index entry.
@@ -109,15 +114,17 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
   let seq: number;
   for (let attempt = 0; ; attempt++) {
     seq = record.value.nextSeq;
-    const operation = newOperation(customerKey, seq, 'Update', input, changes, now, requestId);
-    operation.asyncCustomerAccount = record.value.asyncCustomerAccount;
-    operation.customerAccount = record.value.customerAccount;
+    const { asyncCustomerAccount, customerAccount } = record.value;
+    const operation = accepted(
+      { customerKey, seq, type: 'Update', channel, by, changes, requestId, asyncCustomerAccount, customerAccount },
+      now.toISOString(),
+    );
     try {
       await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation, key);
       await ctx.store.operationIndex.put(operation);
       break;
     } catch (error) {
-      if (!hasStatus(error, 409, 412) || attempt >= 20) throw error;
+      if (!isWriteConflict(error) || attempt >= 20) throw error;
       // The key is taken: this is a repeat (or raced one), and the earlier answer is ours.
       const earlier = key && (await acceptedEdit(ctx, customerKey, key));
       if (earlier) return earlier;
@@ -166,34 +173,6 @@ const keyReused = (what: 'customer' | 'edit') =>
 /** Whether the operation at `seq` is the one this request wrote (its request id matches). */
 async function isOurs(ctx: SyncContext, customerKey: string, seq: number, requestId: string): Promise<boolean> {
   return (await ctx.store.customers.getOperation(customerKey, seq))?.value.requestId === requestId;
-}
-
-function newOperation(
-  customerKey: string,
-  seq: number,
-  type: OperationType,
-  { channel, by }: { channel: string; by?: string },
-  changes: Changes,
-  now: Date,
-  requestId: string,
-): Operation {
-  const at = now.toISOString();
-  return {
-    requestId,
-    operationId: operationIdOf(customerKey, seq),
-    customerKey,
-    seq,
-    channel,
-    type,
-    asyncCustomerAccount: type === 'Create' ? customerKey : undefined,
-    operationTimestamp: at,
-    status: 'Pending',
-    changeDescription: describeSubmitted(type, changes, channel),
-    changes,
-    attributes: attributeGrid(undefined, changes),
-    attempts: 0,
-    history: [{ at, status: 'Pending', detail: `Submitted by channel ${channel}.`, by }],
-  };
 }
 
 /**

@@ -1,5 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 
+import { formatCustomerAccount } from '../domain/accounts';
+import type { AccountIndex, AccountNumbers } from '../domain/ports';
 import { getOrUndefined, hasStatus } from './tables';
 import type { WriteBatcher } from './write-batcher';
 
@@ -11,7 +13,7 @@ import type { WriteBatcher } from './write-batcher';
  */
 const blockOf = (customerAccount: string) => customerAccount.slice(0, -2);
 
-export class AccountIndex {
+export class TableAccountIndex implements AccountIndex {
   constructor(
     private readonly table: TableClient,
     private readonly writer: WriteBatcher,
@@ -33,7 +35,7 @@ export class AccountIndex {
  * update and hands numbers out from memory, so creates do not all contend on one entity. A crash loses the
  * rest of its block, which leaves gaps but never duplicates (HQ number sequences allow gaps).
  */
-export class AccountNumberAllocator {
+export class TableAccountNumbers implements AccountNumbers {
   private next = 0;
   private end = 0;
   private reserving?: Promise<void>;
@@ -49,7 +51,7 @@ export class AccountNumberAllocator {
       this.reserving ??= this.reserveBlock().finally(() => (this.reserving = undefined));
       await this.reserving;
     }
-    return formatAccount(this.next++);
+    return formatCustomerAccount(this.next++);
   }
 
   private async reserveBlock(): Promise<void> {
@@ -69,6 +71,3 @@ export class AccountNumberAllocator {
     }
   }
 }
-
-export const formatAccount = (n: number) => `C${String(n).padStart(9, '0')}`;
-export const isCustomerAccount = (account: string) => /^C\d{9,}$/.test(account);

@@ -9,15 +9,16 @@ import {
   type HistoryEntry,
   type LastError,
   type Operation,
+  type OperationHead,
   operationIdOf,
-  type OperationSummary,
-  seqRowKey,
 } from '../domain/operation';
-import { getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
+import type { CustomerStore, EditKey } from '../domain/ports';
+import type { Versioned } from '../domain/versioned';
+import { conditionally, getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
 
 /**
- * Table `Customers` — one partition per customer (PartitionKey = customer key, i.e. its async customer
- * account, or its customer account when HQ created it):
+ * Table `Customers` — one partition per customer (PartitionKey = its customer key, which is its async
+ * customer account):
  *
  *   RowKey `customer`        the HQ customer master record and the partition's bookkeeping (CustomerRecord)
  *   RowKey `op-0000000001`   its operations in submission order (Operation)
@@ -29,24 +30,15 @@ import { getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
  * leave the customer and its audit trail disagreeing. Queries served: point reads only (the record names the
  * sequence numbers of its unapplied operations).
  */
-export interface Versioned<T> {
-  value: T;
-  etag: string;
-}
-
 const RECORD_ROW = 'customer';
+/** An operation's RowKey: its sequence number, zero-padded so that RowKey order is submission order. */
+export const seqRowKey = (seq: number) => `op-${String(seq).padStart(10, '0')}`;
 
-/** A channel's Idempotency-Key for an edit, and a hash of the request it came with. */
-export interface EditKey {
-  channel: string;
-  key: string;
-  requestHash: string;
-}
 /** Keys live in the customer's partition (row `key-<hash>`), so they commit with the operation they accept. */
 const editKeyRow = ({ channel, key }: EditKey) =>
   `key-${createHash('sha256').update(`${channel}\n${key}`).digest('base64url')}`;
 
-export class CustomerStore {
+export class TableCustomerStore implements CustomerStore {
   constructor(private readonly table: TableClient) {}
 
   async getRecord(customerKey: string): Promise<Versioned<CustomerRecord> | undefined> {
@@ -59,9 +51,9 @@ export class CustomerStore {
     return entity && { value: toOperation(entity), etag: entity.etag };
   }
 
-  /** An operation's summary: a point read that leaves its bulk (grid, history) in storage. */
-  async getOperationSummary(customerKey: string, seq: number): Promise<OperationSummary | undefined> {
-    const entity = await getOrUndefined(this.table, customerKey, seqRowKey(seq), SUMMARY_PROPERTIES);
+  /** A point read that leaves the operation's bulk (grid, history, submitted values) in storage. */
+  async getOperationHead(customerKey: string, seq: number): Promise<OperationHead | undefined> {
+    const entity = await getOrUndefined(this.table, customerKey, seqRowKey(seq), HEAD_PROPERTIES);
     return entity && toOperation(entity);
   }
 
@@ -84,22 +76,20 @@ export class CustomerStore {
     return { record, operations };
   }
 
-  /**
-   * A new customer with its create operation (and, when importing history, the operations after it); fails
-   * with 409 if the customer key is taken.
-   */
+  /** A new customer with its create operation (and, when importing history, the operations after it). */
   async insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<void> {
-    await this.table.submitTransaction([
-      ['create', fromRecord(record)],
-      ...operations.map((op): TransactionAction => ['create', fromOperation(op)]),
-    ]);
+    await conditionally(() =>
+      this.table.submitTransaction([
+        ['create', fromRecord(record)],
+        ...operations.map((op): TransactionAction => ['create', fromOperation(op)]),
+      ]),
+    );
   }
 
   /**
-   * Accepts an operation for an existing customer; fails with 412 if the record changed since it was read.
-   * With an idempotency key, the key's entity goes in the same transaction: a second request with the key
-   * fails with 409 and finds the first one's answer with `editFor`, so an edit is accepted once per key,
-   * even when two retries race.
+   * The record (with its new nextSeq) is replaced under the ETag it was read with. With an idempotency key,
+   * the key's entity goes in the same transaction: a second request with the key conflicts and finds the first
+   * one's answer with `editFor`, so an edit is accepted once per key, even when two retries race.
    */
   async append(record: Versioned<CustomerRecord>, operation: Operation, idempotency?: EditKey): Promise<void> {
     const actions: TransactionAction[] = [
@@ -117,7 +107,7 @@ export class CustomerStore {
         },
       ]);
     }
-    await this.table.submitTransaction(actions);
+    await conditionally(() => this.table.submitTransaction(actions));
   }
 
   /** The edit accepted earlier under this idempotency key, if any: its sequence number and request hash. */
@@ -127,21 +117,21 @@ export class CustomerStore {
   }
 
   /**
-   * Writes the record and operations together or not at all. Each operation is written with its own ETag,
-   * so an operator's edit that lands in between fails the commit.
+   * Each operation is written with its own ETag, so an operator's edit that lands in between fails the commit.
    */
   async commit(record: Versioned<CustomerRecord>, operations: Versioned<Operation>[]): Promise<void> {
     const actions: TransactionAction[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
     for (const op of operations) actions.push(['update', fromOperation(op.value), 'Replace', { etag: op.etag }]);
-    await this.table.submitTransaction(actions);
+    await conditionally(() => this.table.submitTransaction(actions));
   }
 
   async updateOperation(operation: Versioned<Operation>): Promise<string> {
-    const result = await this.table.updateEntity(fromOperation(operation.value), 'Replace', { etag: operation.etag });
+    const result = await conditionally(() =>
+      this.table.updateEntity(fromOperation(operation.value), 'Replace', { etag: operation.etag }),
+    );
     return result.etag ?? '';
   }
 
-  /** Deletes an operation unless it changed since it was read (retention). */
   async deleteOperation(operation: Versioned<Operation>): Promise<boolean> {
     try {
       await this.table.deleteEntity(operation.value.customerKey, seqRowKey(operation.value.seq), {
@@ -155,8 +145,8 @@ export class CustomerStore {
   }
 }
 
-/** What a summary read selects: every property but the bulk ones (JSON split over up to 18 chunks). */
-const SUMMARY_PROPERTIES = [
+/** What a head read selects: every property but the bulk ones (`changes` is JSON split over up to 18 chunks). */
+const HEAD_PROPERTIES = [
   'PartitionKey',
   'RowKey',
   'seq',
@@ -227,7 +217,8 @@ function fromOperation(op: Operation): TableEntity {
     ...(op.lastError ? packJson('lastError', op.lastError) : {}),
     ...packJson('changes', op.changes),
     ...(op.submitted ? packJson('submitted', op.submitted) : {}),
-    ...packJson('attributes', op.attributes),
+    // The attribute grid is stored under its API name.
+    ...packJson('attributes', op.grid),
     ...packJson('history', op.history),
   };
 }
@@ -248,7 +239,7 @@ function toOperation(e: Entity): Operation {
     changeDescription: e.changeDescription as string,
     changes: unpackJson<Changes>(e, 'changes') ?? {},
     submitted: unpackJson<Changes>(e, 'submitted'),
-    attributes: unpackJson<AttributeChange[]>(e, 'attributes') ?? [],
+    grid: unpackJson<AttributeChange[]>(e, 'attributes') ?? [],
     lastError: unpackJson<LastError>(e, 'lastError'),
     attempts: e.attempts as number,
     nextAttemptAt: e.nextAttemptAt as string | undefined,

@@ -1,5 +1,6 @@
 import { odata, type TableClient } from '@azure/data-tables';
 
+import type { DeadLetter, DeadLetters } from '../domain/ports';
 import { invertedTime } from './tables';
 
 /**
@@ -12,22 +13,14 @@ import { invertedTime } from './tables';
  * message and the broker retries it up to its max delivery count. An invalid message cannot become valid by
  * retrying, so the processor records it here and completes it at once.
  */
-export interface DeadLetter {
-  messageId: string;
-  reason: string;
-  /** The message body as received (as JSON text when it was not text), cut at MAX_BODY characters. */
-  body: string;
-  receivedAt: string;
-}
-
 const PARTITION = 'dead';
 /** Keeps an entity well under Table Storage's 64 KiB per string property. */
 const MAX_BODY = 16_000;
 
-export class DeadLetters {
+export class TableDeadLetters implements DeadLetters {
   constructor(private readonly table: TableClient) {}
 
-  /** Records a refused message (a redelivery, if completing it failed, is recorded again). */
+  /** Records a refused message, its body cut at MAX_BODY characters (a redelivery, if completing it failed, is recorded again). */
   async add(entry: DeadLetter): Promise<void> {
     await this.table.upsertEntity(
       {

@@ -1,20 +1,16 @@
 import type { TableClient } from '@azure/data-tables';
 
+import type { EmailClaim, EmailClaims } from '../domain/ports';
 import { encodeKey, getOrUndefined, hasStatus } from './tables';
 
 /**
  * Table `EmailClaims` — PartitionKey = normalized email (key-encoded), RowKey '' → { customerKey, seq }.
  * Enforces "an email belongs to at most one HQ customer" across partitions, which no transaction can span.
  * A claim is taken before the customer commits the email and released after it stops using it; a claim left
- * behind by a crash or a failed operation is recognised as stale (see isStale in the processor) and taken over.
+ * behind by a crash or a failed operation is recognised as stale (see isStaleClaim in shared/operations/process.ts)
+ * and taken over.
  */
-export interface EmailClaim {
-  customerKey: string;
-  seq: number;
-  etag: string;
-}
-
-export class EmailClaims {
+export class TableEmailClaims implements EmailClaims {
   constructor(private readonly table: TableClient) {}
 
   async get(email: string): Promise<EmailClaim | undefined> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import { odata, type TableClient } from '@azure/data-tables';
 
+import type { FeedInFlight, InFlightMarker, StoredMarker } from '../domain/ports';
 import { hasStatus, shardName, shardOf } from './tables';
 import type { WriteBatcher } from './write-batcher';
 
@@ -16,19 +17,7 @@ import type { WriteBatcher } from './write-batcher';
 /** Markers live only while a round runs (a few dozen at a time): two shards keep their transactions big. */
 const SHARDS = 2;
 
-export interface InFlightMarker {
-  partitionKey: string;
-  rowKey: string;
-}
-
-export interface StoredMarker extends InFlightMarker {
-  customerKey: string;
-  at: string;
-  fromSeq: number;
-  toSeq: number;
-}
-
-export class FeedInFlight {
+export class TableFeedInFlight implements FeedInFlight {
   constructor(
     private readonly table: TableClient,
     private readonly writer: WriteBatcher,

@@ -1,7 +1,8 @@
 import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
 
 import type { Customer } from '../domain/customer';
-import { seqRowKey } from '../domain/operation';
+import type { CustomerFeed, FeedEntry, FeedItem, FeedPage } from '../domain/ports';
+import { seqRowKey } from './customer-store';
 import { packJson, unpackJson } from './tables';
 import type { WriteBatcher } from './write-batcher';
 
@@ -13,27 +14,9 @@ import type { WriteBatcher } from './write-batcher';
  * writes spread and let concurrent rounds share a transaction; since the bucket prefixes the RowKey,
  * (PartitionKey, RowKey) order is time order and a reader pages with one range query from its cursor.
  */
-export interface FeedItem {
-  customerAccount: string;
-  asyncCustomerAccount?: string;
-  customer: Customer;
-  changedAt: string;
-}
-
-export interface FeedEntry extends FeedItem {
-  customerKey: string;
-  seq: number;
-}
-
-export interface FeedPage {
-  items: FeedItem[];
-  /** The RowKey of the last item read. */
-  cursor: string | undefined;
-}
-
 const bucketOf = (rowKey: string) => rowKey.slice(0, 18);
 
-export class CustomerFeed {
+export class TableCustomerFeed implements CustomerFeed {
   constructor(
     private readonly table: TableClient,
     private readonly writer: WriteBatcher,

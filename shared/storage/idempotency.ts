@@ -1,5 +1,6 @@
 import type { TableClient } from '@azure/data-tables';
 
+import type { IdempotencyKeys, IdempotentAnswer } from '../domain/ports';
 import { encodeKey, getOrUndefined, hasStatus } from './tables';
 
 /**
@@ -7,13 +8,7 @@ import { encodeKey, getOrUndefined, hasStatus } from './tables';
  * → the request's hash and the answer given. Written before the operation it stands for, so a retry after a
  * crash finds the same ids and completes the same operation instead of creating a second customer.
  */
-export interface IdempotentAnswer {
-  requestHash: string;
-  operationId: string;
-  asyncCustomerAccount: string;
-}
-
-export class IdempotencyKeys {
+export class TableIdempotencyKeys implements IdempotencyKeys {
   constructor(private readonly table: TableClient) {}
 
   /** Stores the answer unless the key is already used; returns the answer that holds for the key. */

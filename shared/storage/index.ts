@@ -1,51 +1,41 @@
 import type { TableServiceClientOptions } from '@azure/data-tables';
 
-import { AccountIndex, AccountNumberAllocator } from './accounts';
-import { CustomerStore } from './customer-store';
-import { DeadLetters } from './dead-letters';
-import { EmailClaims } from './email-claims';
-import { CustomerFeed } from './feed';
-import { FeedInFlight } from './feed-in-flight';
-import { IdempotencyKeys } from './idempotency';
-import { JobRunLog } from './job-runs';
-import { OperationIndex } from './operation-index';
-import { PendingIndex } from './pending-index';
+import type { Store } from '../domain/ports';
+import { TableAccountIndex, TableAccountNumbers } from './accounts';
+import { TableCustomerStore } from './customer-store';
+import { TableDeadLetters } from './dead-letters';
+import { TableEmailClaims } from './email-claims';
+import { TableCustomerFeed } from './feed';
+import { TableFeedInFlight } from './feed-in-flight';
+import { TableIdempotencyKeys } from './idempotency';
+import { TableJobRunLog } from './job-runs';
+import { TableOperationIndex } from './operation-index';
+import { TablePendingIndex } from './pending-index';
 import { TABLE_NAMES, TableSet } from './tables';
 
-/** Every repository over one set of tables; the only place that wires @azure/data-tables clients. */
-export interface Store {
-  tables: TableSet;
-  customers: CustomerStore;
-  accounts: AccountIndex;
-  accountNumbers: AccountNumberAllocator;
-  emailClaims: EmailClaims;
-  pending: PendingIndex;
-  feed: CustomerFeed;
-  feedInFlight: FeedInFlight;
-  jobRuns: JobRunLog;
-  idempotency: IdempotencyKeys;
-  operationIndex: OperationIndex;
-  deadLetters: DeadLetters;
-}
-
-export function createStore(
+/**
+ * Every repository over one set of tables, which it creates first (once per process: the composition root
+ * keeps the store). The only place that wires @azure/data-tables clients.
+ */
+export async function openStore(
   connectionString: string,
   tablePrefix = '',
   clientOptions?: TableServiceClientOptions,
-): Store {
+): Promise<Store> {
   const tables = new TableSet(connectionString, tablePrefix, clientOptions);
+  await tables.createAll();
   return {
-    tables,
-    customers: new CustomerStore(tables.get('customers')),
-    accounts: new AccountIndex(tables.get('accounts'), tables.batcher(TABLE_NAMES.accounts)),
-    accountNumbers: new AccountNumberAllocator(tables.get('sequences')),
-    emailClaims: new EmailClaims(tables.get('emailClaims')),
-    pending: new PendingIndex(tables.get('pending'), tables.batcher(TABLE_NAMES.pending)),
-    feed: new CustomerFeed(tables.get('feed'), tables.batcher(TABLE_NAMES.feed)),
-    feedInFlight: new FeedInFlight(tables.get('feedInFlight'), tables.batcher(TABLE_NAMES.feedInFlight)),
-    jobRuns: new JobRunLog(tables.get('jobRuns')),
-    idempotency: new IdempotencyKeys(tables.get('idempotency')),
-    operationIndex: new OperationIndex(tables),
-    deadLetters: new DeadLetters(tables.get('deadLetters')),
+    customers: new TableCustomerStore(tables.get('customers')),
+    accounts: new TableAccountIndex(tables.get('accounts'), tables.batcher(TABLE_NAMES.accounts)),
+    accountNumbers: new TableAccountNumbers(tables.get('sequences')),
+    emailClaims: new TableEmailClaims(tables.get('emailClaims')),
+    pending: new TablePendingIndex(tables.get('pending'), tables.batcher(TABLE_NAMES.pending)),
+    feed: new TableCustomerFeed(tables.get('feed'), tables.batcher(TABLE_NAMES.feed)),
+    feedInFlight: new TableFeedInFlight(tables.get('feedInFlight'), tables.batcher(TABLE_NAMES.feedInFlight)),
+    operationIndex: new TableOperationIndex(tables),
+    idempotency: new TableIdempotencyKeys(tables.get('idempotency')),
+    jobRuns: new TableJobRunLog(tables.get('jobRuns')),
+    deadLetters: new TableDeadLetters(tables.get('deadLetters')),
+    ping: () => tables.ping(),
   };
 }

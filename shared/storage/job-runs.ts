@@ -1,21 +1,13 @@
 import { odata, type TableClient } from '@azure/data-tables';
 
+import type { JobRun, JobRunLog } from '../domain/ports';
 import { invertedTime, packJson, unpackJson } from './tables';
 
 /**
  * Table `JobRuns` — PartitionKey = job name, RowKey = inverted start time (+ a random suffix), so each job's
  * partition lists newest first and "the latest N runs" is a top-N read of a few known partitions.
  */
-export interface JobRun {
-  job: string;
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  counts: Record<string, number>;
-  message: string;
-}
-
-export class JobRunLog {
+export class TableJobRunLog implements JobRunLog {
   constructor(private readonly table: TableClient) {}
 
   async record(run: JobRun): Promise<void> {

@@ -1,7 +1,8 @@
 import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { Changes } from '../domain/changes';
-import type { LastError, ListedOperation, Operation, OperationSummary } from '../domain/operation';
+import { type LastError, type Operation, type OperationSummary, SUMMARY_FIELDS, summaryOf } from '../domain/operation';
+import type { IndexEntry, IndexPage, IndexPosition, IndexQuery, OperationIndex } from '../domain/ports';
 import { hasStatus, invertedTime, TABLE_NAMES, type TableSet } from './tables';
 
 /**
@@ -33,56 +34,14 @@ import { hasStatus, invertedTime, TABLE_NAMES, type TableSet } from './tables';
  * same way, so it lists failures however old without walking hours. `/failures` checks each entry against its
  * operation (and removes those left behind); listings show them as they are.
  */
-export interface IndexEntry {
-  rowKey: string;
-  operationId: string;
-  /** The submit request that wrote the entry: an operation with another request id is not this entry's. */
-  requestId: string;
-  customerKey: string;
-  seq: number;
-  channel: string;
-  type: string;
-  /** Last error code. */
-  code?: string;
-  /** When the failure happened (failed index only). */
-  failedAt?: string;
-  /** The operation's list item as of its last write. */
-  item: ListedOperation;
-}
+/**
+ * Most hour tables one page reads. A sparse filter over a long window stops there and answers with what it
+ * found and a position in the next hour, rather than querying every hour of 90 days at once.
+ */
+const HOUR_BUDGET = 48;
 
-/** An index entity as stored. */
-type StoredEntry = Omit<IndexEntry, 'rowKey' | 'item'> & {
-  at: string;
-  customerAccount?: string;
-  asyncCustomerAccount?: string;
-  status: ListedOperation['status'];
-  changeDescription: string;
-  lastError?: string;
-};
-
-export interface IndexQuery {
-  /** Inclusive time bounds, ISO. */
-  from?: string;
-  to?: string;
-  type?: string;
-  channel?: string;
-  fields: { field: string; value: string }[];
-  /** Last error code. */
-  code?: string;
-  /** Status (hour index only: the failed index holds Failed operations). */
-  status?: string;
-  /** Resume strictly after this RowKey. */
-  after?: string;
-  /** Entries to fetch per request: about what the caller needs, so it does not read entries it drops. */
-  pageSize?: number;
-}
-
-export const indexRowKey = (op: Pick<Operation, 'operationTimestamp' | 'operationId'>) =>
+const indexRowKey = (op: Pick<OperationSummary, 'operationTimestamp' | 'operationId'>) =>
   `${invertedTime(op.operationTimestamp)}|${op.operationId}`;
-/** Whether an index entry stands for this operation (not an orphan left by a retried or failed submit). */
-export const entryIsFor = (entry: IndexEntry, op: OperationSummary) =>
-  op.requestId === entry.requestId && indexRowKey(op) === entry.rowKey;
-
 /** The ten-second bucket of a RowKey (or of an inverted-time bound). */
 const bucketOf = (rowKey: string) => rowKey.slice(0, 9);
 const allView = 'all|';
@@ -112,52 +71,63 @@ function fieldProperties(changes: Changes): Record<string, string> {
   return props;
 }
 
-export class OperationIndex {
+/** An index entity as stored: the list item (its last error as JSON), whose entry it is, and field values. */
+type StoredEntry = Omit<OperationSummary, 'lastError'> & {
+  requestId: string;
+  customerKey: string;
+  seq: number;
+  lastError?: string;
+  /** Last error code (a filter). */
+  code?: string;
+  /** When the failure happened (failed index only). */
+  failedAt?: string;
+};
+
+/** A scan of one view: the query's filters, resuming strictly after a RowKey, so many entries per request. */
+type Scan = Omit<IndexQuery, 'failed'> & { after?: string; pageSize: number };
+
+export class TableOperationIndex implements OperationIndex {
   /** Hour tables this process created (or is creating): concurrent first writes share one createTable. */
   private readonly createdHours = new Map<string, Promise<void>>();
 
   constructor(private readonly tables: TableSet) {}
 
-  /** Writes (or rewrites, after a repair) the hour entries of an operation. */
   async put(op: Operation): Promise<void> {
     const hour = hourOf(op.operationTimestamp);
-    await this.hourTable(hour, true);
+    await this.createHourTable(hour);
     const writer = this.tables.batcher(`Ops${hour}`);
-    const entry = entryOf(op);
-    const bucket = bucketOf(entry.rowKey);
+    const entity = entityOf(op);
+    const bucket = bucketOf(entity.rowKey);
     await Promise.all(
-      [allView, channelView(op.channel)].map((view) => writer.upsert({ ...entry, partitionKey: view + bucket })),
+      [allView, channelView(op.channel)].map((view) => writer.upsert({ ...entity, partitionKey: view + bucket })),
     );
   }
 
-  /**
-   * Brings the index in line with an operation just written: its hour entries, and its failed entry — written
-   * while it is Failed, removed once it has left the failure recorded in `previous` (its last error before).
-   */
   async update(op: Operation, previous?: LastError): Promise<void> {
     await Promise.all([
       this.put(op),
       op.status === 'Failed' ? this.putFailed(op) : undefined,
-      op.status !== 'Failed' && previous ? this.removeFailed(indexRowKey(op), previous.at) : undefined,
+      op.status !== 'Failed' && previous ? this.removeFailed(op, previous.at) : undefined,
     ]);
   }
 
   async putFailed(op: Operation): Promise<void> {
-    const entry = entryOf(op);
+    const entity = entityOf(op);
     await this.tables.batcher(TABLE_NAMES.failedOperations).upsert({
-      ...entry,
-      partitionKey: FAILED_VIEW + bucketOf(entry.rowKey),
+      ...entity,
+      partitionKey: FAILED_VIEW + bucketOf(entity.rowKey),
       code: op.lastError?.code ?? 'UNKNOWN',
       failedAt: op.lastError?.at,
     });
   }
 
-  /**
-   * Removes an operation's failed entry, but only the one for the failure at `failedAt`: if the operation
-   * failed again meanwhile (a processor raced the resync), its new entry stays.
-   */
-  async removeFailed(rowKey: string, failedAt: string | undefined): Promise<void> {
+  /** If the operation failed again meanwhile (a processor raced the resync), its new entry stays. */
+  async removeFailed(
+    op: Pick<OperationSummary, 'operationId' | 'operationTimestamp'>,
+    failedAt: string | undefined,
+  ): Promise<void> {
     const table = this.tables.get('failedOperations');
+    const rowKey = indexRowKey(op);
     const partitionKey = FAILED_VIEW + bucketOf(rowKey);
     try {
       const entry = await table.getEntity<{ failedAt?: string }>(partitionKey, rowKey);
@@ -168,89 +138,113 @@ export class OperationIndex {
     }
   }
 
-  /** An hour's entries matching the query, newest first (none when the hour has no table). */
-  async *hour(hour: string, query: IndexQuery): AsyncIterable<IndexEntry> {
-    const table = await this.hourTable(hour, false);
-    yield* this.scan(table, query.channel === undefined ? allView : channelView(query.channel), query);
+  async page(query: IndexQuery, top: number, after?: IndexPosition): Promise<IndexPage | undefined> {
+    const items: OperationSummary[] = [];
+    if (query.failed) {
+      if (after && after.hour !== '') return undefined;
+      const last = await take(this.failed({ ...query, after: after?.rowKey || undefined, pageSize: top }), top, items);
+      return { items, ...(last === undefined ? {} : { next: { hour: '', rowKey: last } }) };
+    }
+    const { from, to } = query;
+    if (from === undefined || to === undefined) throw new Error('The hour tables are read within a time window.');
+    // A position's hour must be a real hour inside the window (a forged one could be anything).
+    if (after && !(isHour(after.hour) && after.hour >= hourOf(from) && after.hour <= hourOf(to))) return undefined;
+    // A resumed page goes on from its position's hour (or the next older one, if retention dropped it).
+    let visited = 0;
+    for await (const hour of this.hoursBetween(from, after?.hour ?? to)) {
+      if (++visited > HOUR_BUDGET) return { items, next: { hour, rowKey: '' } }; // that hour, from its start
+      const resume = after?.hour === hour && after.rowKey ? after.rowKey : undefined;
+      // Fetch as many entries per request as the page still needs items: every entry costs a read.
+      const entries = this.hour(hour, { ...query, after: resume, pageSize: top - items.length });
+      const last = await take(entries, top, items);
+      if (last !== undefined) return { items, next: { hour, rowKey: last } };
+    }
+    return { items };
   }
 
-  async *failed(query: IndexQuery): AsyncIterable<IndexEntry> {
+  async *failedEntries(): AsyncIterable<IndexEntry> {
+    for await (const [, entry] of this.failed({ fields: [], pageSize: 1000 })) yield entry;
+  }
+
+  async hours(before?: string): Promise<string[]> {
+    const hours = (await this.tables.listDynamic('Ops')).map((name) => name.slice(3)).filter((h) => HOUR.test(h));
+    return before === undefined ? hours : hours.filter((h) => h < hourOf(before));
+  }
+
+  async *entriesOfHour(hour: string): AsyncIterable<IndexEntry> {
+    for await (const [, entry] of this.hour(hour, { fields: [], pageSize: 1000 })) yield entry;
+  }
+
+  async remove(hour: string, entry: IndexEntry): Promise<void> {
+    const writer = this.tables.batcher(`Ops${hour}`);
+    const rowKey = indexRowKey(entry.item);
+    const bucket = bucketOf(rowKey);
+    await Promise.all(
+      [allView, channelView(entry.item.channel)].map((view) =>
+        writer.delete(view + bucket, rowKey).catch((error: unknown) => {
+          if (!hasStatus(error, 404)) throw error;
+        }),
+      ),
+    );
+  }
+
+  async dropHour(hour: string): Promise<void> {
+    this.createdHours.delete(hour);
+    await this.tables.dropDynamic(`Ops${hour}`);
+  }
+
+  /** An hour's entries matching the scan, newest first (none when the hour has no table). */
+  private async *hour(hour: string, scan: Scan): AsyncIterable<[rowKey: string, IndexEntry]> {
+    const table = this.tables.dynamic(`Ops${hour}`);
+    yield* this.scan(table, scan.channel === undefined ? allView : channelView(scan.channel), scan);
+  }
+
+  private async *failed(scan: Scan): AsyncIterable<[rowKey: string, IndexEntry]> {
     // The failed partition mixes channels, so there the channel is a filter rather than a partition.
-    const equals: [string, string][] = [];
-    if (query.channel !== undefined) equals.push(['channel', query.channel]);
-    if (query.code !== undefined) equals.push(['code', query.code]);
-    yield* this.scan(this.tables.get('failedOperations'), FAILED_VIEW, query, equals);
+    const equals: [string, string][] = scan.channel === undefined ? [] : [['channel', scan.channel]];
+    yield* this.scan(this.tables.get('failedOperations'), FAILED_VIEW, scan, equals);
   }
 
   private async *scan(
     table: TableClient,
     view: string,
-    query: IndexQuery,
+    scan: Scan,
     equals: [property: string, value: string][] = [],
-  ): AsyncIterable<IndexEntry> {
+  ): AsyncIterable<[rowKey: string, IndexEntry]> {
     // RowKeys are inverted times, newer is smaller: `to` (or the resume point) bounds from below, `from` from
     // above; the view's buckets between the two bounds are the partitions to read.
-    const lower = query.after ?? (query.to ? invertedTime(query.to) : '');
-    const upper = query.from ? `${invertedTime(query.from)}|~` : '~';
+    const lower = scan.after ?? (scan.to ? invertedTime(scan.to) : '');
+    const upper = scan.from ? `${invertedTime(scan.from)}|~` : '~';
     // Each condition is its own odata`` template with text before the value: the helper quotes and escapes a
     // string only when it follows other text (a template that starts with a value is left unquoted).
     const conditions = [
       odata`PartitionKey ge ${view + bucketOf(lower)}`,
       odata`PartitionKey le ${view + bucketOf(upper)}`,
-      query.after ? odata`RowKey gt ${lower}` : odata`RowKey ge ${lower}`,
+      scan.after ? odata`RowKey gt ${lower}` : odata`RowKey ge ${lower}`,
       odata`RowKey lt ${upper}`,
-      ...(query.type ? [odata`type eq ${query.type}`] : []),
-      ...(query.status ? [odata`status eq ${query.status}`] : []),
+      ...(scan.type ? [odata`type eq ${scan.type}`] : []),
+      ...(scan.status ? [odata`status eq ${scan.status}`] : []),
+      ...(scan.code ? [odata`code eq ${scan.code}`] : []),
       // Property names come from fieldProperty (letters, digits and _ only), never from input as such.
-      ...[...equals, ...query.fields.map((f): [string, string] => [fieldProperty(f.field), f.value])].map(
+      ...[...equals, ...scan.fields.map((f): [string, string] => [fieldProperty(f.field), f.value])].map(
         ([property, value]) => `${property} ${odata`eq ${value}`}`,
       ),
     ];
-    const filter = conditions.join(' and ');
     const pages = table
-      .listEntities<StoredEntry>({ queryOptions: { filter } })
-      .byPage({ maxPageSize: query.pageSize ?? 1000 });
+      .listEntities<StoredEntry>({ queryOptions: { filter: conditions.join(' and ') } })
+      .byPage({ maxPageSize: scan.pageSize });
     try {
-      for await (const page of pages)
-        for (const e of page) {
-          yield {
-            rowKey: e.rowKey!,
-            operationId: e.operationId,
-            requestId: e.requestId,
-            customerKey: e.customerKey,
-            seq: e.seq,
-            channel: e.channel,
-            type: e.type,
-            ...(e.code ? { code: e.code } : {}),
-            ...(e.failedAt ? { failedAt: e.failedAt } : {}),
-            item: {
-              operationId: e.operationId,
-              channel: e.channel,
-              type: e.type as ListedOperation['type'],
-              ...(e.customerAccount ? { customerAccount: e.customerAccount } : {}),
-              ...(e.asyncCustomerAccount ? { asyncCustomerAccount: e.asyncCustomerAccount } : {}),
-              operationTimestamp: e.at,
-              status: e.status,
-              changeDescription: e.changeDescription,
-              ...(e.lastError ? { lastError: JSON.parse(e.lastError) as LastError } : {}),
-            },
-          };
-        }
+      for await (const page of pages) for (const e of page) yield [e.rowKey!, entryOf(e)];
     } catch (error) {
       if (!hasStatus(error, 404)) throw error; // no table for that hour: nothing happened then
     }
-  }
-
-  /** Every hour (yyyymmddhh) that has an index table, oldest first. */
-  async hours(): Promise<string[]> {
-    return (await this.tables.listDynamic('Ops')).map((name) => name.slice(3)).filter((h) => HOUR.test(h));
   }
 
   /**
    * The hours that have an index table from `to` back to `from` (inclusive; ISO times or hours), newest
    * first. Lists one day of tables per request, so a page filled in the newest hours asks only for those.
    */
-  async *hoursBetween(from: string, to: string): AsyncIterable<string> {
+  private async *hoursBetween(from: string, to: string): AsyncIterable<string> {
     const bound = (value: string) => (HOUR.test(value) ? value : hourOf(value));
     const lowest = bound(from);
     for (let upper = bound(to); upper >= lowest;) {
@@ -264,59 +258,56 @@ export class OperationIndex {
     }
   }
 
-  /** Removes an operation's hour entries (both views). */
-  async remove(hour: string, entry: IndexEntry): Promise<void> {
-    const writer = this.tables.batcher(`Ops${hour}`);
-    const bucket = bucketOf(entry.rowKey);
-    await Promise.all(
-      [allView, channelView(entry.channel)].map((view) =>
-        writer.delete(view + bucket, entry.rowKey).catch((error: unknown) => {
-          if (!hasStatus(error, 404)) throw error;
-        }),
-      ),
-    );
-  }
-
-  async dropHour(hour: string): Promise<void> {
-    this.createdHours.delete(hour);
-    await this.tables.dropDynamic(`Ops${hour}`);
-  }
-
   /** Hour tables are created on first write, once per process. */
-  private async hourTable(hour: string, create: boolean): Promise<TableClient> {
-    const table = this.tables.dynamic(`Ops${hour}`);
-    if (create) {
-      let created = this.createdHours.get(hour);
-      if (!created) {
-        created = table.createTable().catch((error: unknown) => {
+  private async createHourTable(hour: string): Promise<void> {
+    let created = this.createdHours.get(hour);
+    if (!created) {
+      created = this.tables
+        .dynamic(`Ops${hour}`)
+        .createTable()
+        .catch((error: unknown) => {
           this.createdHours.delete(hour);
           throw error;
         });
-        this.createdHours.set(hour, created);
-      }
-      await created;
+      this.createdHours.set(hour, created);
     }
-    return table;
+    await created;
   }
 }
 
-function entryOf(op: Operation): TableEntity & { rowKey: string } {
+/** Takes entries' items up to `top`; the RowKey of the one that filled the page. */
+async function take(entries: AsyncIterable<[string, IndexEntry]>, top: number, items: OperationSummary[]) {
+  for await (const [rowKey, entry] of entries) {
+    items.push(entry.item);
+    if (items.length === top) return rowKey;
+  }
+  return undefined;
+}
+
+function entityOf(op: Operation): TableEntity<StoredEntry> & { rowKey: string } {
+  const item = summaryOf(op);
   return {
     partitionKey: '',
     rowKey: indexRowKey(op),
-    operationId: op.operationId,
     requestId: op.requestId,
     customerKey: op.customerKey,
     seq: op.seq,
-    channel: op.channel,
-    type: op.type,
-    at: op.operationTimestamp,
-    customerAccount: op.customerAccount,
-    asyncCustomerAccount: op.asyncCustomerAccount,
-    status: op.status,
-    changeDescription: op.changeDescription,
+    ...item,
+    lastError: item.lastError && JSON.stringify(item.lastError),
     code: op.lastError?.code,
-    lastError: op.lastError && JSON.stringify(op.lastError),
     ...fieldProperties(op.changes),
+  };
+}
+
+function entryOf(e: StoredEntry): IndexEntry {
+  const item: Record<string, unknown> = {};
+  for (const field of SUMMARY_FIELDS) if (e[field] !== undefined && e[field] !== null) item[field] = e[field];
+  if (e.lastError) item.lastError = JSON.parse(e.lastError) as LastError;
+  return {
+    requestId: e.requestId,
+    customerKey: e.customerKey,
+    seq: e.seq,
+    ...(e.failedAt ? { failedAt: e.failedAt } : {}),
+    item: item as OperationSummary,
   };
 }

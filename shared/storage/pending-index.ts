@@ -1,5 +1,6 @@
 import { odata, type TableClient } from '@azure/data-tables';
 
+import type { PendingEntry, PendingIndex } from '../domain/ports';
 import { hasStatus, shardName, shardOf as shardOfKey } from './tables';
 import type { WriteBatcher } from './write-batcher';
 
@@ -10,23 +11,15 @@ import type { WriteBatcher } from './write-batcher';
  *
  * It is written before an operation is accepted and cleared by the processor with the ETag it read before
  * processing: a submit that lands meanwhile changes the ETag, the clear fails, and the customer stays listed.
- * Sharding keeps the write rate per partition bounded; the job reads the 16 shards (a bounded set).
- */
-/**
+ * Sharding keeps the write rate per partition bounded; the job reads every shard (a bounded set).
+ *
  * Four shards: marks from concurrent submits share transactions, and a shard holds only the customers with
  * work outstanding (the backlog), so partitions stay small. Azure takes ~2,000 writes/s per partition.
  */
 const SHARDS = 4;
 const shardOf = (customerKey: string) => shardOfKey(customerKey, SHARDS);
 
-export interface PendingEntry {
-  customerKey: string;
-  updatedAt: string;
-  nextAttemptAt?: string;
-  etag: string;
-}
-
-export class PendingIndex {
+export class TablePendingIndex implements PendingIndex {
   constructor(
     private readonly table: TableClient,
     private readonly writer: WriteBatcher,

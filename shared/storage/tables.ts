@@ -8,16 +8,18 @@ import {
   type TableServiceClientOptions,
 } from '@azure/data-tables';
 
+import { WriteConflict } from '../domain/versioned';
 import { WriteBatcher } from './write-batcher';
 
-/**
- * Every table the app uses. One place knows their names so a prefix (TABLE_PREFIX) can give tests and
- * side-by-side deployments their own set.
- */
 const MAX_TIME = 9_999_999_999_999;
 /** Milliseconds before the year 2286, zero-padded: as a RowKey prefix it lists the newest first. */
 export const invertedTime = (iso: string) => String(MAX_TIME - Date.parse(iso)).padStart(13, '0');
 
+/**
+ * The tables created at start-up, by their names without the prefix (TABLE_PREFIX gives tests and
+ * side-by-side deployments a set of their own). The hourly operation index tables (`Ops<yyyymmddhh>`) are
+ * created at run time by their owner, shared/storage/operation-index.ts.
+ */
 export const TABLE_NAMES = {
   customers: 'Customers',
   accounts: 'CustomerAccounts',
@@ -33,11 +35,11 @@ export const TABLE_NAMES = {
 } as const;
 export type TableName = keyof typeof TABLE_NAMES;
 
+/** One client per table and process, sharing connections; and the group-commit writer of each table. */
 export class TableSet {
   private readonly clients = new Map<string, TableClient>();
   private readonly batchers = new Map<string, WriteBatcher>();
   private service?: TableServiceClient;
-  private created?: Promise<void>;
 
   constructor(
     private readonly connectionString: string,
@@ -93,23 +95,13 @@ export class TableSet {
     await this.dynamic(name).deleteTable();
   }
 
-  /** Creates the tables once per process; createTable is a no-op for a table that exists. */
-  ensureCreated(): Promise<void> {
-    this.created ??= Promise.all(
-      (Object.keys(TABLE_NAMES) as TableName[]).map((name) => this.get(name).createTable()),
-    ).then(
-      () => undefined,
-      (error: unknown) => {
-        this.created = undefined;
-        throw error;
-      },
-    );
-    return this.created;
+  /** Creates every table of TABLE_NAMES; createTable is a no-op for a table that exists. */
+  async createAll(): Promise<void> {
+    await Promise.all((Object.keys(TABLE_NAMES) as TableName[]).map((name) => this.get(name).createTable()));
   }
 
   /** One real round trip to storage (a point read that finds nothing), for the health check. */
   async ping(): Promise<void> {
-    await this.ensureCreated();
     await getOrUndefined(this.get('sequences'), 'health', 'ping');
   }
 }
@@ -119,6 +111,21 @@ const isLocalEndpoint = (connectionString: string) =>
 
 export const hasStatus = (error: unknown, ...codes: number[]): boolean =>
   error instanceof RestError && error.statusCode !== undefined && codes.includes(error.statusCode);
+
+/**
+ * Runs a conditional write and turns the storage answers that mean "someone else wrote first" into a
+ * WriteConflict: 412, the ETag no longer matches; 409, the entity already exists. Entity-group transactions
+ * answer with the status of the action that failed.
+ */
+export async function conditionally<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (hasStatus(error, 412)) throw new WriteConflict('changed');
+    if (hasStatus(error, 409)) throw new WriteConflict('exists');
+    throw error;
+  }
+}
 
 /** 404 from a point read means "absent", which callers model as undefined. */
 export async function getOrUndefined<T extends object>(

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { signDevToken } from '../../shared/http/auth';
+import { signDevToken } from '../../local/dev-token';
 import { person } from '../support';
 import { eventually, type Stack, startStack } from './stack';
 

@@ -1,33 +1,34 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import type { ListedOperation } from '../../shared/domain/operation';
+import type { OperationSummary } from '../../shared/domain/operation';
+import type { SyncContext } from '../../shared/operations/context';
 import { filterFingerprint, type OperationFilter, toFilter } from '../../shared/operations/filter';
 import { allOperations, listOperations } from '../../shared/operations/list';
 import { processCustomer } from '../../shared/operations/process';
 import { getCustomer, getOperation } from '../../shared/operations/queries';
 import { editFailedOperation, listFailures, resyncMany, resyncOperation } from '../../shared/operations/repair';
 import { submitCreate, submitEdit } from '../../shared/operations/submit';
-import { indexRowKey } from '../../shared/storage/operation-index';
 import { person, testContext } from '../support';
 
-const ids = (ops: ListedOperation[]) => ops.map((o) => o.operationId);
-const all = async (ctx: ReturnType<typeof testContext>['ctx'], filter: Partial<OperationFilter>) => {
-  const out: ListedOperation[] = [];
+const ids = (ops: OperationSummary[]) => ops.map((o) => o.operationId);
+const all = async (ctx: SyncContext, filter: Partial<OperationFilter>) => {
+  const out: OperationSummary[] = [];
   for await (const op of allOperations(ctx, { fields: [], ...filter }, 3)) out.push(op);
   return out;
 };
 
-const collectPending = async (ctx: ReturnType<typeof testContext>['ctx']) => {
+const collectPending = async (ctx: SyncContext) => {
   const keys: string[] = [];
   for await (const entry of ctx.store.pending.list()) keys.push(entry.customerKey);
   return keys;
 };
 
 describe('finding operations', () => {
-  const { ctx } = testContext();
+  let ctx: SyncContext;
   const submitted: { id: string; channel: string; account: string; city: string; failed: boolean }[] = [];
 
   beforeAll(async () => {
+    ({ ctx } = await testContext());
     for (let i = 0; i < 12; i++) {
       const channel = i % 3 === 0 ? 'pos-1' : 'web';
       const city = i % 2 === 0 ? 'Aarhus' : 'Odense';
@@ -125,7 +126,7 @@ describe('finding operations', () => {
 
 describe('repairing a failed operation', () => {
   it('an operator fixes the value, resyncs, and the waiting edits follow in order', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const create = await submitCreate(ctx, { channel: 'web', customer: person({ customerGroup: 'Nope' }) });
     const account = create.asyncCustomerAccount!;
     await processCustomer(ctx, account);
@@ -176,7 +177,7 @@ describe('repairing a failed operation', () => {
   });
 
   it('an operator repairs a failed edit (a partial change) and it applies on top of the customer', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const create = await submitCreate(ctx, { channel: 'web', customer: person() });
     const account = create.asyncCustomerAccount!;
     await processCustomer(ctx, account);
@@ -193,7 +194,7 @@ describe('repairing a failed operation', () => {
   });
 
   it('bulk resync by ids and by filter reports what was accepted and skipped', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const failed = [];
     for (let i = 0; i < 3; i++) {
       const accepted = await submitCreate(ctx, { channel: 'web', customer: person({ currency: 'ZZZ' }) });
@@ -220,7 +221,7 @@ describe('repairing a failed operation', () => {
 
 describe('robust listings', () => {
   it('a submit that dies around its insert never lists a phantom, and processing lists what landed', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const insertNew = ctx.store.customers.insertNew.bind(ctx.store.customers);
     ctx.store.customers.insertNew = () => Promise.reject(new Error('storage unavailable'));
     await expect(submitCreate(ctx, { channel: 'web', customer: person() })).rejects.toThrow('storage unavailable');
@@ -239,7 +240,7 @@ describe('robust listings', () => {
   });
 
   it('pages across hour tables, skipping empty hours, and resumes in the hour the token names', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     // Operations at 22:59, 23:00 (twice), 01:30 the next day and 40 hours later: gaps, a midnight, an hour edge.
     const base = Date.parse('2026-03-01T22:59:59.900Z');
     const offsets = [0, 200, 300, 2.5 * 3_600_000, 40 * 3_600_000];
@@ -263,7 +264,7 @@ describe('robust listings', () => {
   });
 
   it('a sparse filter over many hours answers in steps, each reading at most 48 hour tables', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const base = Date.parse('2026-04-01T00:30:00.000Z');
     const submitted: string[] = [];
     for (let h = 0; h < 60; h++) {
@@ -284,7 +285,7 @@ describe('robust listings', () => {
   });
 
   it('refuses a continuation token whose hour is not a real hour in the window', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const filter = { fields: [] };
     for (const hour of ['9999123123', '2026139999', '2026022912', '1999010100']) {
       const forged = Buffer.from(JSON.stringify({ d: 'index', f: filterFingerprint(filter), hour, rk: '' })).toString(
@@ -295,7 +296,7 @@ describe('robust listings', () => {
   });
 
   it('a forged continuation token cannot make a request read without end', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });
     const filter = { asyncCustomerAccount: accepted.asyncCustomerAccount!, fields: [] };
     const forged = Buffer.from(JSON.stringify({ d: 'customer', f: filterFingerprint(filter), seq: 1e12 })).toString(
@@ -308,7 +309,7 @@ describe('robust listings', () => {
   });
 
   it('a failure older than the default window is still listed as Failed and counted', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const longAgo = { ...ctx, clock: () => new Date(Date.now() - 120 * 86_400_000) };
     const old = await submitCreate(longAgo, { channel: 'web', customer: person({ currency: 'ZZZ' }) });
     await processCustomer(longAgo, old.asyncCustomerAccount!);
@@ -321,16 +322,16 @@ describe('robust listings', () => {
   });
 
   it('a resync does not remove the entry of a failure that happened again meanwhile', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel: 'web', customer: person({ currency: 'ZZZ' }) });
     await processCustomer(ctx, accepted.asyncCustomerAccount!);
     const { value: op } = await getOperation(ctx, accepted.operationId);
-    await ctx.store.operationIndex.removeFailed(indexRowKey(op), '2000-01-01T00:00:00.000Z');
+    await ctx.store.operationIndex.removeFailed(op, '2000-01-01T00:00:00.000Z');
     expect(ids(await all(ctx, { status: 'Failed' }))).toEqual([accepted.operationId]);
   });
 
   it('failures ignore and clean up an entry whose operation is no longer Failed', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel: 'web', customer: person() });
     await processCustomer(ctx, accepted.asyncCustomerAccount!);
     const { value: op } = await getOperation(ctx, accepted.operationId);

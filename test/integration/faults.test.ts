@@ -98,7 +98,7 @@ describe('the pipeline under faults, duplicates, reordering and concurrency', ()
     { timeout: 30_000 + CUSTOMERS * 1000 },
     async (seed) => {
       const rnd = random(seed);
-      const { ctx, doorbell } = testContext({ retry: { maxAttempts: 1000, baseDelayMs: 0 } });
+      const { ctx, doorbell } = await testContext({ retry: { maxAttempts: 1000, baseDelayMs: 0 } });
       const faults = injectFaults(ctx, rnd, FAULT_RATE);
       let operationsSubmitted = 0;
 

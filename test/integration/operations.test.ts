@@ -14,7 +14,7 @@ const later = (ms: number) => new Date(Date.now() + ms);
 
 describe('processing customer operations against Table Storage', () => {
   it('a create becomes Synced with a customer account, an audit trail and a feed entry', async () => {
-    const { ctx, doorbell } = testContext();
+    const { ctx, doorbell } = await testContext();
     const customer = person();
     const accepted = await submitCreate(ctx, { channel, customer });
     expect(accepted).toMatchObject({ status: 'Pending', asyncCustomerAccount: expect.stringMatching(/^ASYNC-/) });
@@ -27,7 +27,7 @@ describe('processing customer operations against Table Storage', () => {
     expect(op.customerAccount).toMatch(/^C\d{9}$/);
     expect(op.changeDescription).toContain(op.customerAccount);
     expect(op.history.map((h) => h.status)).toEqual(['Pending', 'Synced']);
-    expect(op.attributes).toContainEqual({ name: 'address.city', oldValue: null, newValue: 'Aarhus' });
+    expect(op.grid).toContainEqual({ name: 'address.city', oldValue: null, newValue: 'Aarhus' });
 
     const byReal = await getCustomer(ctx, op.customerAccount!);
     const byAsync = await getCustomer(ctx, accepted.asyncCustomerAccount!);
@@ -46,7 +46,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('an unknown customer group fails the create with a last known error', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person({ customerGroup: 'VIP' }) });
     await processCustomer(ctx, keyOf(accepted.operationId));
     const { value: op } = await getOperation(ctx, accepted.operationId);
@@ -56,7 +56,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('an edit of a customer whose create failed waits and says which operation it waits on', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const create = await submitCreate(ctx, { channel, customer: person({ currency: 'ZZZ' }) });
     const edit = await submitEdit(ctx, { channel, account: create.asyncCustomerAccount!, patch: { phone: '+45 12' } });
     await processCustomer(ctx, keyOf(create.operationId));
@@ -70,7 +70,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('five rapid edits of one customer apply in submission order', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const create = await submitCreate(ctx, { channel, customer: person() });
     const account = create.asyncCustomerAccount!;
     const edits = [];
@@ -85,7 +85,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('concurrent edits get distinct sequence numbers', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const create = await submitCreate(ctx, { channel, customer: person() });
     const account = create.asyncCustomerAccount!;
     const edits = await Promise.all(
@@ -97,7 +97,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('an email that belongs to another HQ customer fails with EMAIL_IN_USE', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const email = person().email;
     const first = await submitCreate(ctx, { channel, customer: person({ email }) });
     await processCustomer(ctx, keyOf(first.operationId));
@@ -116,7 +116,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('the same Idempotency-Key and body give the first answer and create nothing new', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const customer = person();
     const idempotency = { key: 'order-42', requestHash: 'h1' };
     const first = await submitCreate(ctx, { channel, customer, idempotency });
@@ -130,7 +130,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('an edit repeated with its Idempotency-Key is accepted once, even when the repeats race', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const created = await submitCreate(ctx, { channel, customer: person() });
     const account = created.asyncCustomerAccount!;
     const idempotency = { key: 'edit-7', requestHash: 'h1' };
@@ -150,7 +150,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('a failure after the commit but before the feed write is repaired, and the entry is delivered exactly once', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
     const key = keyOf(accepted.operationId);
     const append = ctx.store.feed.append.bind(ctx.store.feed);
@@ -175,7 +175,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('a transient storage failure is retried with backoff and fails after the configured attempts', async () => {
-    const { ctx, doorbell } = testContext();
+    const { ctx, doorbell } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
     const key = keyOf(accepted.operationId);
     const next = ctx.store.accountNumbers.nextAccount.bind(ctx.store.accountNumbers);
@@ -205,7 +205,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('the sync-pending job re-rings overdue customers and records a run', async () => {
-    const { ctx, doorbell } = testContext();
+    const { ctx, doorbell } = await testContext();
     doorbell.fail = true; // the submit's own doorbell is lost
     const accepted = await submitCreate(ctx, { channel, customer: person() });
     doorbell.fail = false;
@@ -221,7 +221,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('a round that publishes its feed entries leaves no in-flight marker to hold readers back', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
     await processCustomer(ctx, accepted.asyncCustomerAccount!);
     const record = (await ctx.store.customers.getRecord(accepted.asyncCustomerAccount!))!.value;
@@ -230,7 +230,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('an edit through an account number the customer does not hold is refused', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
     await processCustomer(ctx, accepted.asyncCustomerAccount!);
     // An index entry left behind by a crashed create: it points at the customer, who holds another number.
@@ -242,7 +242,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('an email changed away and back in one round stays claimed by its customer', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const original = person();
     const accepted = await submitCreate(ctx, { channel, customer: original });
     const account = accepted.asyncCustomerAccount!;
@@ -256,7 +256,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('a transient failure is charged to the operation being applied, not to one waiting behind a failure', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const create = await submitCreate(ctx, { channel, customer: person({ customerGroup: 'Nope' }) });
     const account = create.asyncCustomerAccount!;
     await processCustomer(ctx, account); // the create fails on its customer group
@@ -273,7 +273,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('the feed is held back behind a round that has stamped times but not yet published', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
     await processCustomer(ctx, accepted.asyncCustomerAccount!);
     const inFuture = { ...ctx, clock: () => later(5000) };
@@ -286,7 +286,7 @@ describe('processing customer operations against Table Storage', () => {
   });
 
   it('a round that crashed between its commit and its feed entries is finished by the sync-pending job', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
     const append = ctx.store.feed.append.bind(ctx.store.feed);
     ctx.store.feed.append = () => Promise.reject(new Error('process died'));

@@ -9,7 +9,7 @@ import { person, testContext } from '../support';
 
 describe('audit retention', () => {
   it('deletes Synced operations older than the retention period but never Pending or Failed ones', async () => {
-    const { ctx } = testContext();
+    const { ctx } = await testContext();
     const then = Date.now() - 100 * 86_400_000;
     const longAgo = { ...ctx, clock: () => new Date(then) };
     const evenLonger = { ...ctx, clock: () => new Date(then - 86_400_000) };

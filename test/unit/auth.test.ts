@@ -2,8 +2,9 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
+import { signDevToken } from '../../local/dev-token';
 import { DomainError } from '../../shared/domain/errors';
-import { signDevToken, TokenVerifier } from '../../shared/http/auth';
+import { TokenVerifier } from '../../shared/http/auth';
 
 const settings = { issuer: 'https://issuer.test/', audience: 'api://customer-sync', channelClaim: 'channel' };
 const secret = 'a-test-secret-of-sufficient-length';

@@ -16,7 +16,7 @@ const op = (overrides: Partial<Operation> = {}): Operation => ({
   status: 'Failed',
   changeDescription: '',
   changes: { email: 'a@b.dk', 'address.city': 'Aarhus', 'attributes.visits': 5, 'attributes.vip': true },
-  attributes: [],
+  grid: [],
   attempts: 1,
   history: [],
   ...overrides,

@@ -1,0 +1,123 @@
+import { z } from 'zod';
+
+import { customerSchema } from '../domain/customer';
+import { type Operation, OPERATION_STATUSES, operationSummarySchema, summaryOf } from '../domain/operation';
+
+/**
+ * The API's response shapes (../shared/API.md), as zod schemas for the OpenAPI document, and the mappings
+ * that produce them where a stored value differs from what the API shows.
+ */
+const attributeChange = z.object({ name: z.string(), oldValue: z.unknown(), newValue: z.unknown() });
+
+export const operationDetailSchema = operationSummarySchema.extend({
+  attributes: z.array(attributeChange).describe('The attribute grid: every touched attribute, old and new value'),
+  submitted: z.record(z.string(), z.unknown()).optional().describe('What the channel submitted, once edited'),
+  attempts: z.number(),
+  waitingOn: z.string().optional(),
+  nextAttemptAt: z.string().optional(),
+  appliedAt: z.string().optional(),
+  history: z.array(
+    z.object({
+      at: z.string(),
+      status: z.enum(OPERATION_STATUSES),
+      detail: z.string(),
+      by: z.string().optional(),
+      edits: z.array(attributeChange).optional(),
+    }),
+  ),
+});
+
+/** An operation as `GET /api/operations/{id}` shows it: its summary, attribute grid, history and retries. */
+export function detailOf(op: Operation): z.infer<typeof operationDetailSchema> {
+  return {
+    ...summaryOf(op),
+    attributes: op.grid,
+    ...(op.submitted ? { submitted: op.submitted } : {}),
+    attempts: op.attempts,
+    ...(op.waitingOn ? { waitingOn: op.waitingOn } : {}),
+    ...(op.nextAttemptAt ? { nextAttemptAt: op.nextAttemptAt } : {}),
+    ...(op.appliedAt ? { appliedAt: op.appliedAt } : {}),
+    history: op.history,
+  };
+}
+
+export const acceptedSchema = z.object({
+  operationId: z.string(),
+  asyncCustomerAccount: z.string().optional(),
+  status: z.literal('Pending'),
+});
+
+export const operationPageSchema = z.object({
+  items: z.array(operationSummarySchema),
+  continuationToken: z.string().optional(),
+});
+
+export const customerUpdatesSchema = z.object({
+  items: z.array(
+    z.object({
+      customerAccount: z.string(),
+      asyncCustomerAccount: z.string().optional(),
+      customer: customerSchema,
+      changedAt: z.string(),
+    }),
+  ),
+  cursor: z.string(),
+});
+
+export const hqCustomerSchema = z.object({
+  customerAccount: z.string(),
+  asyncCustomerAccount: z.string().optional(),
+  customer: customerSchema,
+  version: z.number(),
+});
+
+export const bulkResultSchema = z.object({
+  accepted: z.number(),
+  skipped: z.array(z.object({ operationId: z.string(), reason: z.string() })),
+});
+
+export const failuresSchema = z.object({
+  items: z.array(
+    z.object({
+      code: z.string(),
+      count: z.number(),
+      channels: z.array(z.string()),
+      example: operationSummarySchema,
+    }),
+  ),
+});
+
+export const jobRunSchema = z.object({
+  job: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  durationMs: z.number(),
+  counts: z.record(z.string(), z.number()),
+  message: z.string(),
+});
+
+export const jobRunsSchema = z.object({ items: z.array(jobRunSchema) });
+
+export const deadLetterSchema = z.object({
+  messageId: z.string(),
+  reason: z.string(),
+  body: z.string().describe('The message body as received (cut at 16,000 characters; bytes as base64:…)'),
+  receivedAt: z.string(),
+});
+
+export const deadLettersSchema = z.object({ items: z.array(deadLetterSchema) });
+
+export const healthSchema = z.object({
+  status: z.enum(['ok', 'unavailable']),
+  storage: z.enum(['ok', 'unavailable']),
+  broker: z.enum(['ok', 'unavailable']),
+});
+
+export const problemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number(),
+  detail: z.string(),
+  code: z.string(),
+  errors: z.record(z.string(), z.array(z.string())).optional(),
+});
