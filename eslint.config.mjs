@@ -4,6 +4,8 @@ import js from '@eslint/js';
 import simpleImportSort from 'eslint-plugin-simple-import-sort';
 import tseslint from 'typescript-eslint';
 
+import { boundaries } from './eslint.boundaries.mjs';
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.local/**', 'test/fixtures/**', 'coverage/**'] },
   js.configs.recommended,
@@ -21,6 +23,7 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  ...boundaries,
   {
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },

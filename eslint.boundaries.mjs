@@ -1,0 +1,49 @@
+// Import boundaries (DESIGN.md §4): the layers of the app and what each may import. `npm test` lints, so a
+// forbidden import fails the build; test/unit/boundaries.test.ts proves each rule catches what it should.
+// Tests, the benchmark and local/ (the development runtime) are tools and may reach anything.
+
+const tables = { group: ['@azure/data-tables'], message: 'Only shared/storage talks to Table Storage.' };
+const serviceBus = { group: ['@azure/service-bus'], message: 'Only shared/messaging talks to Service Bus.' };
+const functionsLibrary = {
+  group: ['@azure/functions'],
+  message: 'Only functions/ registers with the Functions runtime; use cases take their inputs as arguments.',
+};
+const adapters = (up) => ({
+  group: [`${up}storage`, `${up}storage/*`, `${up}messaging`, `${up}messaging/*`],
+  message: 'Depend on the ports (shared/domain/ports.ts); only the composition root (shared/app.ts) wires adapters.',
+});
+
+/** Each zone and the imports it may not use; a file takes the rules of the first zone it falls in. */
+export const zones = [
+  {
+    name: 'domain',
+    files: ['shared/domain/**/*.ts'],
+    patterns: [
+      { group: ['../*', '@azure/*'], message: 'shared/domain imports nothing outside itself: it is the pure core.' },
+    ],
+  },
+  { name: 'storage', files: ['shared/storage/**/*.ts'], patterns: [serviceBus, functionsLibrary] },
+  { name: 'messaging', files: ['shared/messaging/**/*.ts'], patterns: [tables, functionsLibrary] },
+  {
+    name: 'use cases',
+    files: ['shared/operations/**/*.ts', 'shared/jobs/**/*.ts'],
+    patterns: [
+      tables,
+      serviceBus,
+      functionsLibrary,
+      adapters('../'),
+      { group: ['../http', '../http/*'], message: 'Use cases do not know HTTP; shared/http calls them.' },
+    ],
+  },
+  { name: 'http', files: ['shared/http/**/*.ts'], patterns: [tables, serviceBus, functionsLibrary, adapters('../')] },
+  { name: 'functions', files: ['functions/**/*.ts'], patterns: [tables, serviceBus, adapters('../shared/')] },
+];
+
+/**
+ * The zones as ESLint flat-config objects.
+ * @type {import('eslint').Linter.Config[]}
+ */
+export const boundaries = zones.map(({ files, patterns }) => ({
+  files,
+  rules: { 'no-restricted-imports': ['error', { patterns }] },
+}));
