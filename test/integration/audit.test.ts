@@ -53,6 +53,13 @@ describe('finding operations', () => {
     ['channel', { channel: 'pos-1' }, (s: (typeof submitted)[number]) => s.channel === 'pos-1'],
     ['status Failed', { status: 'Failed' as const }, (s: (typeof submitted)[number]) => s.failed],
     ['status Synced', { status: 'Synced' as const }, (s: (typeof submitted)[number]) => !s.failed],
+    // Without status=Failed the code is a filter inside the hour index, not the failed index.
+    ['error code', { code: 'CUSTOMER_GROUP_NOT_FOUND' }, (s: (typeof submitted)[number]) => s.failed],
+    [
+      'channel + error code',
+      { channel: 'web', code: 'CUSTOMER_GROUP_NOT_FOUND' },
+      (s: (typeof submitted)[number]) => s.failed && s.channel === 'web',
+    ],
     [
       'a field',
       { fields: [{ field: 'address.city', value: 'Odense' }] },

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+
+import { parseSettings } from '../../shared/config';
+
+const required = {
+  STORAGE_CONNECTION_STRING: 'UseDevelopmentStorage=true',
+  SERVICEBUS_CONNECTION: 'Endpoint=sb://127.0.0.1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true',
+  CUSTOMER_OPERATIONS_QUEUE: 'customer-operations',
+  AUTH_ISSUER: 'https://login.microsoftonline.com/tenant/v2.0',
+  AUTH_AUDIENCE: 'api://customer-sync',
+  AUTH_JWKS_URI: 'https://login.microsoftonline.com/tenant/discovery/v2.0/keys',
+};
+
+const problemsOf = (env: Record<string, string | undefined>) => {
+  try {
+    parseSettings(env);
+    return '';
+  } catch (error) {
+    return (error as Error).message;
+  }
+};
+
+describe('settings', () => {
+  it('gives every optional setting its documented default', () => {
+    expect(parseSettings(required)).toMatchObject({
+      TABLE_PREFIX: '',
+      HQ_CUSTOMER_GROUPS: ['Retail', 'Wholesale', 'Employees'],
+      AUTH_CHANNEL_CLAIM: 'channel',
+      PENDING_RESEND_AFTER_SECONDS: 30,
+      FEED_MARKER_STALE_SECONDS: 120,
+      RETRY_MAX_ATTEMPTS: 5,
+      RETRY_BASE_DELAY_SECONDS: 2,
+      AUDIT_RETENTION_DAYS: 90,
+    });
+  });
+
+  it('lists every missing or invalid setting in one message, not just the first', () => {
+    const message = problemsOf({ RETRY_MAX_ATTEMPTS: 'often', TABLE_PREFIX: '1abc' });
+    for (const key of [
+      'STORAGE_CONNECTION_STRING',
+      'SERVICEBUS_CONNECTION',
+      'CUSTOMER_OPERATIONS_QUEUE',
+      'AUTH_ISSUER',
+      'AUTH_AUDIENCE',
+      'RETRY_MAX_ATTEMPTS',
+      'TABLE_PREFIX',
+    ]) {
+      expect(message).toContain(`  ${key}: `);
+    }
+    expect(message).toMatch(/^Invalid configuration:\n/);
+  });
+
+  it('needs a source of signing keys: Entra ID’s key set, an inline one, or locally a development secret', () => {
+    const { AUTH_JWKS_URI: _uri, ...withoutKeys } = required;
+    expect(problemsOf(withoutKeys)).toMatch(/AUTH_JWKS_URI: set AUTH_JWKS_URI/);
+    expect(problemsOf({ ...withoutKeys, AUTH_JWKS: '{"keys":[]}' })).toBe('');
+    expect(problemsOf({ ...withoutKeys, AUTH_DEV_SECRET: 'short' })).toContain('AUTH_DEV_SECRET');
+    expect(problemsOf({ ...withoutKeys, AUTH_DEV_SECRET: 'long-enough-for-a-local-secret' })).toBe('');
+  });
+
+  it('treats an empty value as unset, so `KEY=` falls back to the default', () => {
+    expect(parseSettings({ ...required, AUDIT_RETENTION_DAYS: '', TABLE_PREFIX: '' })).toMatchObject({
+      AUDIT_RETENTION_DAYS: 90,
+      TABLE_PREFIX: '',
+    });
+    expect(problemsOf({ ...required, AUTH_ISSUER: '' })).toContain('AUTH_ISSUER');
+  });
+
+  it('reads numbers and lists from their text', () => {
+    const settings = parseSettings({
+      ...required,
+      HQ_CUSTOMER_GROUPS: ' Retail , B2B,,',
+      AUDIT_RETENTION_DAYS: '30',
+    });
+    expect(settings.HQ_CUSTOMER_GROUPS).toEqual(['Retail', 'B2B']);
+    expect(settings.AUDIT_RETENTION_DAYS).toBe(30);
+    expect(problemsOf({ ...required, AUDIT_RETENTION_DAYS: '0' })).toContain('AUDIT_RETENTION_DAYS');
+    expect(problemsOf({ ...required, AUTH_JWKS_URI: 'not a url' })).toContain('AUTH_JWKS_URI');
+  });
+});
