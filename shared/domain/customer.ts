@@ -1,8 +1,8 @@
 import { z } from 'zod';
 
 /**
- * The customer as channels submit it (API.md, *Customer*). Structural rules live here and are checked at
- * submit time (→ 400); HQ rules need HQ state and are checked when processing (shared/domain/hq-rules.ts).
+ * The customer as channels submit it (the OpenAPI document's Customer). Structural rules live here and are
+ * checked at submit time (→ 400); HQ rules need HQ state and are checked when processing (./hq-rules.ts).
  */
 // Say "is required" rather than zod's "expected string, received undefined" for a missing field.
 z.config({

@@ -4,7 +4,7 @@ import { customerSchema } from '../domain/customer';
 import { type Operation, OPERATION_STATUSES, operationSummarySchema, summaryOf } from '../domain/operation';
 
 /**
- * The API's response shapes (../shared/API.md), as zod schemas for the OpenAPI document, and the mappings
+ * The API's response shapes, as zod schemas for the OpenAPI document (GET /api/openapi.json), and the mappings
  * that produce them where a stored value differs from what the API shows.
  */
 const attributeChange = z.object({ name: z.string(), oldValue: z.unknown(), newValue: z.unknown() });
