@@ -33,6 +33,10 @@ export const zones = [
       functionsLibrary,
       adapters('../'),
       { group: ['../http', '../http/*'], message: 'Use cases do not know HTTP; shared/http calls them.' },
+      {
+        group: ['../app', '../config'],
+        message: 'Use cases receive their dependencies and settings (SyncContext); they never build or read them.',
+      },
     ],
   },
   { name: 'http', files: ['shared/http/**/*.ts'], patterns: [tables, serviceBus, functionsLibrary, adapters('../')] },

@@ -7,6 +7,6 @@ import { runJob } from '../shared/jobs';
 app.timer('audit-retention-timer', {
   schedule: '0 0 3 * * *',
   handler: async () => {
-    await runJob((await services()).ctx, 'audit-retention');
+    await runJob(await services().context(), 'audit-retention');
   },
 });

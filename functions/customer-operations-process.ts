@@ -12,7 +12,7 @@ app.serviceBusQueue('customer-operations-process', {
   connection: 'SERVICEBUS_CONNECTION',
   queueName: '%CUSTOMER_OPERATIONS_QUEUE%',
   handler: async (message, context) => {
-    await handleDoorbell((await services()).ctx, message, {
+    await handleDoorbell(await services().context(), message, {
       messageId: String(context.triggerMetadata?.messageId ?? ''),
     });
   },

@@ -3,7 +3,7 @@ import { app } from '@azure/functions';
 import { endpoint, json, READERS } from '../shared/http/endpoint';
 import { deadLettersQuerySchema } from '../shared/http/schemas';
 import { deadLettersSchema } from '../shared/http/views';
-import { listDeadLetters } from '../shared/operations/doorbell-handler';
+import { listDeadLetters } from '../shared/operations/queries';
 
 const deadLetters = endpoint({
   name: 'dead-letters-list',

@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 
+import { services } from '../shared/app';
 import { DomainError } from '../shared/domain/errors';
 import { endpoint, json } from '../shared/http/endpoint';
 import { problemOf } from '../shared/http/problem';
@@ -15,8 +16,10 @@ const health = endpoint({
   request: {},
   responses: { 200: { description: 'Healthy', schema: healthSchema } },
   problems: [503],
-  handle: async ({ ctx }) => {
-    const health = await checkHealth(ctx);
+  handle: async () => {
+    const { context, doorbell, log } = services();
+    const storage = async () => (await context()).store.ping();
+    const health = await checkHealth({ storage, broker: () => doorbell.check() }, log);
     if (health.status === 'ok') return json(200, health);
     const down = Object.entries(health)
       .filter(([k, v]) => k !== 'status' && v !== 'ok')

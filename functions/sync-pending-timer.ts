@@ -6,6 +6,6 @@ import { runJob } from '../shared/jobs';
 app.timer('sync-pending-timer', {
   schedule: '0 */1 * * * *',
   handler: async () => {
-    await runJob((await services()).ctx, 'sync-pending-operations');
+    await runJob(await services().context(), 'sync-pending-operations');
   },
 });

@@ -1,44 +1,44 @@
 import { settings } from './config';
+import type { DoorbellSender } from './domain/doorbell';
 import { TokenVerifier } from './http/auth';
 import { ServiceBusDoorbell } from './messaging/doorbell';
 import type { SyncContext } from './operations/context';
 import { openStore } from './storage';
 
 /**
- * The composition root: builds the use cases' dependencies once per process from the settings, creating the
- * tables on the way. Entry points call `services()`; nothing else reads process.env.
+ * The composition root: builds the use cases' dependencies once per process from the settings. Entry points
+ * call `services()`; nothing else reads process.env. What needs no storage is built at once, so a bad setting
+ * stops the app at start-up and a request is authenticated even while storage is down; the context, whose
+ * store creates the tables, is built on first use and built again after a failure.
  */
 export interface Services {
-  ctx: SyncContext;
   verifier: TokenVerifier;
+  doorbell: DoorbellSender;
+  log: (message: string) => void;
+  /** The use cases' context, once the store is open. */
+  context(): Promise<SyncContext>;
 }
 
-let instance: Promise<Services> | undefined;
+let instance: Services | undefined;
 
-/** The process's services; if building them failed (storage not reachable yet), the next call tries again. */
-export function services(): Promise<Services> {
-  instance ??= build().catch((error: unknown) => {
-    instance = undefined;
-    throw error;
-  });
-  return instance;
-}
-
-async function build(): Promise<Services> {
+export function services(): Services {
+  if (instance) return instance;
   const s = settings();
-  const store = await openStore(s.STORAGE_CONNECTION_STRING, s.TABLE_PREFIX);
-  return {
-    ctx: {
-      store,
-      doorbell: new ServiceBusDoorbell(s.SERVICEBUS_CONNECTION, s.CUSTOMER_OPERATIONS_QUEUE),
-      clock: () => new Date(),
-      hq: { customerGroups: s.HQ_CUSTOMER_GROUPS },
-      retry: { maxAttempts: s.RETRY_MAX_ATTEMPTS, baseDelayMs: s.RETRY_BASE_DELAY_SECONDS * 1000 },
-      pendingResendAfterMs: s.PENDING_RESEND_AFTER_SECONDS * 1000,
-      feedMarkerStaleMs: s.FEED_MARKER_STALE_SECONDS * 1000,
-      retentionDays: s.AUDIT_RETENTION_DAYS,
-      log: (message) => console.warn(message),
-    },
+  const doorbell = new ServiceBusDoorbell(s.SERVICEBUS_CONNECTION, s.CUSTOMER_OPERATIONS_QUEUE);
+  const log = (message: string) => console.warn(message);
+  let context: Promise<SyncContext> | undefined;
+  const open = async (): Promise<SyncContext> => ({
+    store: await openStore(s.STORAGE_CONNECTION_STRING, s.TABLE_PREFIX),
+    doorbell,
+    clock: () => new Date(),
+    hq: { customerGroups: s.HQ_CUSTOMER_GROUPS },
+    retry: { maxAttempts: s.RETRY_MAX_ATTEMPTS, baseDelayMs: s.RETRY_BASE_DELAY_SECONDS * 1000 },
+    pendingResendAfterMs: s.PENDING_RESEND_AFTER_SECONDS * 1000,
+    feedMarkerStaleMs: s.FEED_MARKER_STALE_SECONDS * 1000,
+    retentionDays: s.AUDIT_RETENTION_DAYS,
+    log,
+  });
+  instance = {
     verifier: new TokenVerifier({
       issuer: s.AUTH_ISSUER,
       audience: s.AUTH_AUDIENCE,
@@ -47,5 +47,13 @@ async function build(): Promise<Services> {
       devSecret: s.AUTH_DEV_SECRET,
       channelClaim: s.AUTH_CHANNEL_CLAIM,
     }),
+    doorbell,
+    log,
+    context: () =>
+      (context ??= open().catch((error: unknown) => {
+        context = undefined;
+        throw error;
+      })),
   };
+  return instance;
 }

@@ -11,6 +11,13 @@ const csv = z.string().transform((s) =>
     .filter(Boolean),
 );
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const keySet = z.string().refine((text) => {
+  try {
+    return Array.isArray((JSON.parse(text) as { keys?: unknown }).keys);
+  } catch {
+    return false;
+  }
+}, 'must be a JSON Web Key Set: {"keys": [...]}');
 
 const settingsSchema = z
   .object({
@@ -26,7 +33,7 @@ const settingsSchema = z
     AUTH_ISSUER: z.string().min(1),
     AUTH_AUDIENCE: z.string().min(1),
     AUTH_JWKS_URI: z.url().optional(),
-    AUTH_JWKS: z.string().optional(),
+    AUTH_JWKS: keySet.optional(),
     AUTH_DEV_SECRET: z.string().min(16).optional(),
     AUTH_CHANNEL_CLAIM: z.string().min(1).default('channel'),
     PENDING_RESEND_AFTER_SECONDS: int(30),

@@ -8,13 +8,14 @@ import {
 } from './changes';
 import { type Customer, customerPatchSchema, customerSchema } from './customer';
 import { DomainError, fieldErrors } from './errors';
-import { type Operation, operationIdOf, type OperationType } from './operation';
+import { type Operation, operationIdOf, type OperationStatus, type OperationType } from './operation';
 
 /**
  * An operation's lifecycle, in one place. Every change of status goes through one of these transitions, and
  * each one owns what an operator reads about it: the status, the history entry, the change description and
  * the last known error. They are pure: each returns a new operation and leaves its input as it was, so a use
- * case can still write the old version's ETag and entries next to the new one.
+ * case can still write the old version's ETag and entries next to the new one. A transition from another
+ * status than the one it starts from is refused with INVALID_STATE.
  *
  *   accepted ──▶ Pending ──applied──▶ Synced
  *                  │ ▲ ╲──failed / attemptFailed (last attempt)──▶ Failed ──edited──▶ Failed
@@ -72,6 +73,7 @@ export interface Application {
 
 /** Applied to the HQ customer master. */
 export function applied(op: Operation, result: Application, at: string): Operation {
+  expectStatus(op, 'Pending', 'applied');
   const changeDescription =
     op.type === 'Create'
       ? `Created ${result.customer.customerType.toLowerCase()} '${customerDisplayName(result.customer)}' as customer ${result.customerAccount}.`
@@ -95,6 +97,7 @@ export function failed(
   grid: Operation['grid'],
   at: string,
 ): Operation {
+  expectStatus(op, 'Pending', 'refused');
   const next = toFailed(attempted(op, grid), refusal, at);
   next.changeDescription = `Failed: ${refusal.message}`;
   next.history.push({ at, status: 'Failed', detail: refusal.message });
@@ -111,6 +114,7 @@ export function attemptFailed(
   now: Date,
   retry: { maxAttempts: number; baseDelayMs: number },
 ): Operation {
+  expectStatus(op, 'Pending', 'retried');
   const at = now.toISOString();
   const next = structuredClone(op);
   next.attempts++;
@@ -135,6 +139,7 @@ export function attemptFailed(
  * saying what it waits on. Undefined when it already says exactly that (nothing to write).
  */
 export function waiting(op: Operation, blocker: Operation, at: string): Operation | undefined {
+  expectStatus(op, 'Pending', 'held back');
   const blockerFailed = blocker.status === 'Failed';
   const reason = blockerFailed
     ? `Waiting for operation ${blocker.operationId} (${blocker.type}), which failed: ${blocker.lastError?.message ?? 'unknown error'}`
@@ -150,6 +155,7 @@ export function waiting(op: Operation, blocker: Operation, at: string): Operatio
 
 /** An operator resyncs a Failed operation: Pending again, keeping its last error until it is applied. */
 export function resynced(op: Operation, by: string, at: string): Operation {
+  expectStatus(op, 'Failed', 'resynced');
   const next = structuredClone(op);
   next.status = 'Pending';
   next.nextAttemptAt = undefined;
@@ -165,6 +171,7 @@ export function resynced(op: Operation, by: string, at: string): Operation {
  * values the channel submitted are kept as `submitted` on the first edit, so nothing the channel sent is lost.
  */
 export function edited(op: Operation, edits: Changes, by: string, at: string): Operation {
+  expectStatus(op, 'Failed', 'edited');
   const changes = validChanges(op.type, { ...op.changes, ...edits });
   const next = structuredClone(op);
   next.submitted ??= op.changes;
@@ -179,6 +186,15 @@ export function edited(op: Operation, edits: Changes, by: string, at: string): O
   const described = rows.map((row) => `${row.name}: ${show(row.oldValue)} → ${show(row.newValue)}`);
   next.history.push({ at, status: 'Failed', detail: `Edited ${described.join('; ')}`, by, edits: rows });
   return next;
+}
+
+function expectStatus(op: Operation, status: OperationStatus, transition: string): void {
+  if (op.status !== status) {
+    throw new DomainError(
+      'INVALID_STATE',
+      `Only a ${status} operation can be ${transition}; this one is ${op.status}.`,
+    );
+  }
 }
 
 /** One more attempt at applying, with the attribute grid it produced. */

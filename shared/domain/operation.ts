@@ -13,7 +13,7 @@ export const channelIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1–64 letters, digits, _ or -, such as web or pos-042');
 
-export const lastErrorSchema = z.object({ code: z.string(), message: z.string(), at: z.string() });
+const lastErrorSchema = z.object({ code: z.string(), message: z.string(), at: z.string() });
 /** The most recent failure of an operation (or, while it waits, why it waits). */
 export type LastError = z.infer<typeof lastErrorSchema>;
 

@@ -153,6 +153,8 @@ export interface FeedInFlight {
 
 /** An operation's entry in the operation index: its list item as of its last write. */
 export interface IndexEntry {
+  /** Where the index keeps the entry (its own key, read with it). */
+  key: string;
   /** The submit request that wrote the entry: an operation with another request id is not this entry's. */
   requestId: string;
   customerKey: string;

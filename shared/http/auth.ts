@@ -30,6 +30,8 @@ export interface AuthSettings {
   /** Local development only: accept HS256 tokens signed with this secret (`npm run token`). */
   devSecret?: string;
   channelClaim: string;
+  /** How long a signing-key fetch may take (default 5 s). */
+  jwksTimeoutMs?: number;
 }
 
 /** A signing-key fetch that takes longer fails (a 503 for the caller), rather than holding the request. */
@@ -53,7 +55,7 @@ export class TokenVerifier {
   constructor(private readonly settings: AuthSettings) {
     const jwks = settings.jwksUri
       ? createRemoteJWKSet(new URL(settings.jwksUri), {
-          timeoutDuration: JWKS_TIMEOUT_MS,
+          timeoutDuration: settings.jwksTimeoutMs ?? JWKS_TIMEOUT_MS,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           cooldownDuration: JWKS_COOLDOWN_MS,
         })

@@ -40,7 +40,8 @@ type Parsed<S> = S extends z.ZodType ? z.infer<S> : undefined;
 
 export interface Call<R extends RequestSchemas, A extends Access> {
   request: HttpRequestLike;
-  ctx: SyncContext;
+  /** The use cases' context; an endpoint open to anyone (health, this document) answers without storage. */
+  ctx: A extends 'anonymous' ? undefined : SyncContext;
   principal: A extends 'anonymous' ? undefined : Principal;
   params: Parsed<R['params']>;
   headers: Parsed<R['headers']>;
@@ -86,8 +87,8 @@ export const endpoints: Endpoint[] = [];
 /**
  * Describes an endpoint and records it. Its handler checks, in this order: the token (401), the role (403), the
  * path parameters (400), the channel — a `{channelId}` in the route must be the token's own (403) —, the
- * headers (428 for a missing If-Match, else 400), the query (400) and the body (415, 413, 400); then it runs
- * `handle`, and maps every error to a problem response.
+ * headers (428 for a missing If-Match, else 400), the query (400) and the body (415, 413, 400); then it opens
+ * the use cases' context and runs `handle`, and maps every error to a problem response.
  */
 export function endpoint<R extends RequestSchemas, A extends Access>(spec: EndpointSpec<R, A>): Endpoint {
   const described: Endpoint = {
@@ -107,7 +108,7 @@ async function parse<R extends RequestSchemas, A extends Access>(
   spec: EndpointSpec<R, A>,
   request: HttpRequestLike,
 ): Promise<Call<R, A>> {
-  const { ctx, verifier } = await services();
+  const { verifier, context } = services();
   const { params, headers, query, body } = spec.request;
   let principal: Principal | undefined;
   if (spec.access !== 'anonymous') {
@@ -123,14 +124,18 @@ async function parse<R extends RequestSchemas, A extends Access>(
   if (headers && requiresIfMatch(headers) && !request.headers.get('if-match')) {
     throw new DomainError('PRECONDITION_REQUIRED', 'Send If-Match with the ETag of the version you read.');
   }
+  const parsedHeaders = headers && readHeaders(request, headers);
+  const parsedQuery = query && readQuery(request, query);
+  const parsedBody = body && (await readJson(request, body));
   return {
     request,
-    ctx,
+    // Storage is reached only for a request that passed every check.
+    ctx: (principal && (await context())) as Call<R, A>['ctx'],
     principal: principal as Call<R, A>['principal'],
     params: parsedParams as Parsed<R['params']>,
-    headers: (headers && readHeaders(request, headers)) as Parsed<R['headers']>,
-    query: (query && readQuery(request, query)) as Parsed<R['query']>,
-    body: (body && (await readJson(request, body))) as Parsed<R['body']>,
+    headers: parsedHeaders as Parsed<R['headers']>,
+    query: parsedQuery as Parsed<R['query']>,
+    body: parsedBody as Parsed<R['body']>,
   };
 }
 

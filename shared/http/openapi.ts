@@ -74,9 +74,12 @@ function parameters(where: 'path' | 'header' | 'query', schema: z.ZodObject | un
 
 const headerName = (name: string) => name.replace(/(^|-)[a-z]/g, (c) => c.toUpperCase());
 
-/** Whether a path parameter can be refused: anything but plain text (which a use case may find or not). */
+/**
+ * Whether path parameters can be refused (400): a path segment that no identifier has, such as a space, is.
+ * Parameters taken as plain text are looked up by the use case instead (404 when not found).
+ */
 const refusesParams = (params: z.ZodObject) =>
-  Object.values(params.shape).some((p) => !(p instanceof z.ZodString) || (p.def.checks?.length ?? 0) > 0);
+  !params.safeParse(Object.fromEntries(Object.keys(params.shape).map((name) => [name, ' ']))).success;
 
 /** The problem statuses an endpoint answers: those of the checks every endpoint makes, and its own. */
 function problemStatuses(e: Endpoint): number[] {

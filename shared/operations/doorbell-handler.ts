@@ -1,5 +1,4 @@
 import { doorbellSchema } from '../domain/doorbell';
-import type { DeadLetter } from '../domain/ports';
 import type { SyncContext } from './context';
 import { processCustomer, type ProcessResult } from './process';
 
@@ -29,10 +28,6 @@ export async function handleDoorbell(
   }
   return processCustomer(ctx, parsed.data.customerKey, parsed.data.pending);
 }
-
-/** The newest `top` dead letters. */
-export const listDeadLetters = (ctx: SyncContext, top: number): Promise<DeadLetter[]> =>
-  ctx.store.deadLetters.latest(top);
 
 /** The body as an operator can read it: text as is, bytes as base64, anything else as JSON. */
 function bodyText(message: unknown): string {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { DomainError, notFound } from '../domain/errors';
 import { type Operation, parseOperationId } from '../domain/operation';
-import type { FeedItem, FeedPage } from '../domain/ports';
+import type { DeadLetter, FeedItem, FeedPage } from '../domain/ports';
 import type { Versioned } from '../domain/versioned';
 import { findCustomer } from './accounts';
 import type { SyncContext } from './context';
@@ -59,3 +59,7 @@ function decodeCursor(cursor: string): FeedPage['cursor'] {
     });
   }
 }
+
+/** The newest `top` queue messages refused as not doorbells. */
+export const listDeadLetters = (ctx: SyncContext, top: number): Promise<DeadLetter[]> =>
+  ctx.store.deadLetters.latest(top);

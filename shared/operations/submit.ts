@@ -69,7 +69,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       await ctx.store.operationIndex.put(operation);
       break;
     } catch (error) {
-      if (!isWriteConflict(error)) throw error;
+      if (!isWriteConflict(error) || error.reason !== 'exists') throw error;
       // Already there: a replayed idempotent request, or the SDK retrying a commit that did land (its first
       // answer was lost). Otherwise a (50-bit) collision with another customer: take a new account.
       if (input.idempotency) break;

@@ -217,7 +217,7 @@ function fromOperation(op: Operation): TableEntity {
     ...(op.lastError ? packJson('lastError', op.lastError) : {}),
     ...packJson('changes', op.changes),
     ...(op.submitted ? packJson('submitted', op.submitted) : {}),
-    // The attribute grid is stored under its API name.
+    // Stored under its earlier name (also the API's), so operations written before read as they were.
     ...packJson('attributes', op.grid),
     ...packJson('history', op.history),
   };

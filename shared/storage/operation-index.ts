@@ -49,7 +49,7 @@ const channelView = (channel: string) => `ch|${channel}|`;
 const FAILED_VIEW = 'failed|';
 
 /** The hour (yyyymmddhh, UTC) of an ISO timestamp: its index table's suffix. */
-export const hourOf = (iso: string) => iso.slice(0, 13).replace(/[-T]/g, '');
+const hourOf = (iso: string) => iso.slice(0, 13).replace(/[-T]/g, '');
 const HOUR = /^\d{10}$/;
 /** Milliseconds of an hour's start; NaN for text that is not a real hour. */
 const hourStart = (hour: string) =>
@@ -57,7 +57,7 @@ const hourStart = (hour: string) =>
     ? Date.parse(`${hour.slice(0, 4)}-${hour.slice(4, 6)}-${hour.slice(6, 8)}T${hour.slice(8, 10)}:00:00Z`)
     : NaN;
 /** Whether the text is a real hour (2026-02-30 or hour 24 are not). */
-export const isHour = (hour: string) =>
+const isHour = (hour: string) =>
   !Number.isNaN(hourStart(hour)) && hourOf(new Date(hourStart(hour)).toISOString()) === hour;
 const hourBefore = (hour: string) => hourOf(new Date(hourStart(hour) - 3_600_000).toISOString());
 
@@ -177,11 +177,10 @@ export class TableOperationIndex implements OperationIndex {
 
   async remove(hour: string, entry: IndexEntry): Promise<void> {
     const writer = this.tables.batcher(`Ops${hour}`);
-    const rowKey = indexRowKey(entry.item);
-    const bucket = bucketOf(rowKey);
+    const bucket = bucketOf(entry.key);
     await Promise.all(
       [allView, channelView(entry.item.channel)].map((view) =>
-        writer.delete(view + bucket, rowKey).catch((error: unknown) => {
+        writer.delete(view + bucket, entry.key).catch((error: unknown) => {
           if (!hasStatus(error, 404)) throw error;
         }),
       ),
@@ -234,7 +233,7 @@ export class TableOperationIndex implements OperationIndex {
       .listEntities<StoredEntry>({ queryOptions: { filter: conditions.join(' and ') } })
       .byPage({ maxPageSize: scan.pageSize });
     try {
-      for await (const page of pages) for (const e of page) yield [e.rowKey!, entryOf(e)];
+      for await (const page of pages) for (const e of page) yield [e.rowKey!, entryOf(e.rowKey!, e)];
     } catch (error) {
       if (!hasStatus(error, 404)) throw error; // no table for that hour: nothing happened then
     }
@@ -299,11 +298,14 @@ function entityOf(op: Operation): TableEntity<StoredEntry> & { rowKey: string } 
   };
 }
 
-function entryOf(e: StoredEntry): IndexEntry {
+function entryOf(key: string, e: StoredEntry & { at?: string }): IndexEntry {
   const item: Record<string, unknown> = {};
   for (const field of SUMMARY_FIELDS) if (e[field] !== undefined && e[field] !== null) item[field] = e[field];
   if (e.lastError) item.lastError = JSON.parse(e.lastError) as LastError;
+  // Entries written before the summary schema named the entity's properties kept the timestamp as `at`.
+  item.operationTimestamp ??= e.at;
   return {
+    key,
     requestId: e.requestId,
     customerKey: e.customerKey,
     seq: e.seq,

@@ -125,7 +125,9 @@ describe('finding operations over HTTP', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/csv/);
     const lines = (await response.text()).trim().split('\r\n');
-    expect(lines[0]).toMatch(/^operationId,channel,type,status/);
+    expect(lines[0]).toBe(
+      'operationId,channel,type,status,operationTimestamp,customerAccount,asyncCustomerAccount,changeDescription,lastErrorCode,lastErrorMessage',
+    );
     expect(lines.slice(1).map((l) => l.split(',')[0])).toEqual(
       created
         .filter((c) => c.failed)

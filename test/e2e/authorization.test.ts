@@ -226,7 +226,10 @@ describe('authorization matrix: every endpoint × every credential', async () =>
       if (route === '/health' || route === '/openapi.json') expect(roles, where).toBeUndefined();
       else if (route.startsWith('/channels/{channelId}/')) expect(roles, where).toEqual(['Channel']);
       else if (method !== 'GET') expect(roles, where).toEqual(['Sync.Operator']);
-      else expect(roles, where).toEqual(expect.arrayContaining(['Sync.Reader', 'Sync.Operator']));
+      // A channel reads its own operations (and nothing else of the operators' pages).
+      else if (route === '/operations' || route === '/operations/{operationId}') {
+        expect(new Set(roles), where).toEqual(new Set(['Sync.Reader', 'Sync.Operator', 'Channel']));
+      } else expect(new Set(roles), where).toEqual(new Set(['Sync.Reader', 'Sync.Operator']));
     }
   });
 

@@ -1,5 +1,8 @@
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
+import { createServer } from 'node:http';
+import { type AddressInfo } from 'node:net';
 
+import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 
 import { signDevToken } from '../../local/dev-token';
@@ -51,5 +54,44 @@ describe('bearer tokens', () => {
     expect(await verifier.verify(`Bearer ${token}`)).toMatchObject({ roles: ['Sync.Reader'] });
     const tampered = `${encode({ alg: 'RS256', kid: 'k1' })}.${encode({ ...claims, roles: ['Sync.Operator'], exp: now + 60 })}.${token.split('.')[2]}`;
     expect(await codeOf(verifier.verify(`Bearer ${tampered}`))).toMatch(/signature/);
+  });
+});
+
+describe('bearer tokens: claims and signing keys', () => {
+  const dev = new TokenVerifier({ ...settings, devSecret: secret });
+  const unsigned = (payload: object) => {
+    const encode = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(payload)}`;
+    return `Bearer ${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+  };
+  const now = Math.floor(Date.now() / 1000);
+
+  it('requires an expiry and honours not-before, with a minute of clock skew', async () => {
+    expect(await codeOf(dev.verify(unsigned(claims)))).toMatch(/UNAUTHENTICATED: .*"exp"/);
+    expect(await codeOf(dev.verify(unsigned({ ...claims, exp: now + 60, nbf: now + 600 })))).toMatch(/not valid yet/);
+    expect(await codeOf(dev.verify(unsigned({ ...claims, exp: now + 60, nbf: now + 30 })))).toBe('ok');
+    expect(await codeOf(dev.verify(unsigned({ ...claims, exp: now - 30 })))).toBe('ok');
+  });
+
+  it('answers 503, not 401 or a hang, when the signing keys cannot be fetched', async () => {
+    const server = createServer(() => undefined); // accepts and never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const token = await new SignJWT({ ...claims, roles: ['Sync.Reader'] })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setExpirationTime('1m')
+      .sign(privateKey);
+    try {
+      for (const jwksUri of [`http://127.0.0.1:${port}/keys`, 'http://127.0.0.1:1/keys']) {
+        const verifier = new TokenVerifier({ ...settings, jwksUri, jwksTimeoutMs: 300 });
+        const started = Date.now();
+        expect(await codeOf(verifier.verify(`Bearer ${token}`))).toMatch(/^SERVICE_UNAVAILABLE: /);
+        expect(Date.now() - started).toBeLessThan(2000);
+      }
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

@@ -21,6 +21,8 @@ describe('import boundaries', () => {
     ['shared/operations/list.ts', "import { TableOperationIndex } from '../storage/operation-index';"],
     ['shared/jobs/index.ts', "import { json } from '../http/endpoint';"],
     ['shared/operations/submit.ts', "import { app } from '@azure/functions';"],
+    ['shared/operations/submit.ts', "import { services } from '../app';"],
+    ['shared/jobs/retention.ts', "import { settings } from '../config';"],
     ['shared/domain/lifecycle.ts', "import type { SyncContext } from '../operations/context';"],
     ['shared/domain/ports.ts', "import type { TableClient } from '@azure/data-tables';"],
     ['shared/storage/feed.ts', "import { ServiceBusClient } from '@azure/service-bus';"],

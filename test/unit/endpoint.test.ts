@@ -12,10 +12,14 @@ import { channelParams, ifMatchHeaders } from '../../shared/http/schemas';
 // The endpoint wrapper builds on the composition root; here it gets a token verifier and no storage.
 const settings = { issuer: 'https://issuer.test/', audience: 'api://customer-sync', channelClaim: 'channel' };
 const secret = 'a-test-secret-of-sufficient-length';
+const opened = vi.hoisted(() => ({ count: 0 }));
 vi.mock('../../shared/app', () => ({
-  services: async () => ({
-    ctx: {},
+  services: () => ({
     verifier: new TokenVerifier({ ...settings, devSecret: 'a-test-secret-of-sufficient-length' }),
+    context: async () => {
+      opened.count++;
+      return {};
+    },
   }),
 }));
 
@@ -63,6 +67,26 @@ const conditional = endpoint({
   responses: { 200: { description: 'Changed' } },
   handle: async ({ headers }) => json(200, { etag: headers['if-match'] }),
 });
+const reading = endpoint({
+  name: 'test-reading',
+  method: 'GET',
+  route: 'things',
+  summary: 'Readers and channels read things',
+  access: [...READERS, ...CHANNELS],
+  request: {},
+  responses: { 200: { description: 'Things' } },
+  handle: async ({ principal }) => json(200, { channel: principal.channel }),
+});
+const open = endpoint({
+  name: 'test-open',
+  method: 'GET',
+  route: 'open',
+  summary: 'Anyone, without storage',
+  access: 'anonymous',
+  request: {},
+  responses: { 200: { description: 'Open' } },
+  handle: async ({ ctx }) => json(200, { ctx: ctx ?? null }),
+});
 let failure: unknown;
 const failing = endpoint({
   name: 'test-failing',
@@ -93,15 +117,29 @@ describe('an endpoint’s checks, in order', () => {
     expect(result.headers).toMatchObject({ 'Content-Type': 'application/problem+json', 'WWW-Authenticate': 'Bearer' });
   });
 
-  it('answers 403 for a role the endpoint does not allow, and for a Channel token that names no channel', async () => {
-    const body = '{"name":"a"}';
-    for (const authorization of [token(['Sync.Operator']), token(['Channel'])]) {
-      const result = await call(
-        channelEndpoint,
-        request({ params: { channelId: 'web' }, headers: { authorization }, body }),
-      );
-      expect(result.status).toBe(403);
-    }
+  it('answers 403 for a role the endpoint does not allow', async () => {
+    const authorization = token(['Sync.Operator']);
+    const result = await call(channelEndpoint, request({ params: { channelId: 'web' }, headers: { authorization } }));
+    expect(result.status).toBe(403);
+  });
+
+  it('answers 403 for a Channel token that names no channel, wherever channels are let in', async () => {
+    const without = await call(reading, request({ headers: { authorization: token(['Channel']) } }));
+    expect(without.status).toBe(403);
+    expect(problemOfResult(without).detail).toBe('This Channel token names no channel.');
+    const named = await call(reading, request({ headers: { authorization: token(['Channel'], 'web') } }));
+    expect(named).toMatchObject({ status: 200, jsonBody: { channel: 'web' } });
+  });
+
+  it('reaches storage only for a request that passed every check, and never for an endpoint open to anyone', async () => {
+    const before = opened.count;
+    await call(channelEndpoint, request({ params: { channelId: 'web' }, body: '{"name":"a"}' }));
+    await call(reading, request({ headers: { authorization: token(['Channel']) } }));
+    expect(opened.count).toBe(before);
+    expect(await call(open, request())).toMatchObject({ status: 200, jsonBody: { ctx: null } });
+    expect(opened.count).toBe(before);
+    await call(reading, request({ headers: { authorization: token(['Sync.Reader']) } }));
+    expect(opened.count).toBe(before + 1);
   });
 
   it('checks the path, then that the channel is the token’s own, before reading the body', async () => {

@@ -37,6 +37,15 @@ const submission = (overrides: Partial<Submission> = {}): Submission => ({
 });
 
 const grid = [{ name: 'email', oldValue: null, newValue: 'ann@example.dk' }];
+
+/** Frozen to the last nested object: a transition that changed its input would throw. */
+function frozen<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) frozen(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
 const refused = { code: 'CUSTOMER_GROUP_NOT_FOUND', message: "Customer group 'Nope' does not exist in HQ." };
 const failedCreate = () => failed(accepted(submission(), T0), refused, grid, T1);
 const retry = { maxAttempts: 3, baseDelayMs: 1000 };
@@ -207,5 +216,37 @@ describe('an operation’s lifecycle', () => {
     );
     expect(op.changes).not.toHaveProperty('lastName');
     expect(op.changes.organizationName).toBe('Berg A/S');
+  });
+
+  it('leaves its input as it was, whichever transition', () => {
+    const pending = frozen(accepted(submission(), T0));
+    const refusedOp = frozen(failedCreate());
+    const application = { customer, customerAccount: 'C1', grid };
+    expect(() => applied(pending, application, T1)).not.toThrow();
+    expect(() => failed(pending, refused, grid, T1)).not.toThrow();
+    expect(() => attemptFailed(pending, 'x', new Date(T1), retry)).not.toThrow();
+    expect(() => waiting(pending, refusedOp, T1)).not.toThrow();
+    expect(() => resynced(refusedOp, 'op', T1)).not.toThrow();
+    expect(() => edited(refusedOp, { phone: '1' }, 'op', T1)).not.toThrow();
+  });
+
+  it('refuses a transition from a status it does not start from', () => {
+    const pending = accepted(submission(), T0);
+    const synced = applied(pending, { customer, customerAccount: 'C1', grid }, T1);
+    const invalid = (transition: () => unknown) => {
+      try {
+        transition();
+      } catch (error) {
+        return error instanceof DomainError ? `${error.code}: ${error.message}` : String(error);
+      }
+      return 'allowed';
+    };
+    expect(invalid(() => edited(synced, { phone: '1' }, 'op', T1))).toBe(
+      'INVALID_STATE: Only a Failed operation can be edited; this one is Synced.',
+    );
+    expect(invalid(() => resynced(pending, 'op', T1))).toMatch(/^INVALID_STATE/);
+    expect(invalid(() => applied(synced, { customer, customerAccount: 'C1', grid }, T1))).toMatch(/^INVALID_STATE/);
+    expect(invalid(() => failed(failedCreate(), refused, grid, T1))).toMatch(/^INVALID_STATE/);
+    expect(invalid(() => waiting(synced, failedCreate(), T1))).toMatch(/^INVALID_STATE/);
   });
 });

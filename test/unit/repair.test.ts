@@ -21,6 +21,12 @@ async function setUp(status: 'Failed' | 'Synced' = 'Failed') {
     update: async (op, previous) => void writes.push(`index ${op.status} (was ${previous?.code ?? 'none'})`),
   };
   const pending: Partial<PendingIndex> = { mark: async () => (writes.push('pending'), 'W/"pending"') };
+  const updateOperation = customers.updateOperation.bind(customers);
+  customers.updateOperation = async (op) => {
+    const etag = await updateOperation(op);
+    writes.push(`operation ${op.value.status}`);
+    return etag;
+  };
   const doorbell = new RecordingDoorbell();
   const ctx = {
     store: memoryStore({
@@ -80,7 +86,7 @@ describe('resyncing an operation', () => {
     const { ctx, customers, writes, doorbell } = await setUp();
     expect(await resyncOperation(ctx, `${KEY}-1`, 'operator')).toBeUndefined();
     expect((await customers.getOperation(KEY, 1))!.value.status).toBe('Pending');
-    expect(writes).toEqual(['pending', 'index Pending (was CUSTOMER_GROUP_NOT_FOUND)']);
+    expect(writes).toEqual(['pending', 'operation Pending', 'index Pending (was CUSTOMER_GROUP_NOT_FOUND)']);
     expect(doorbell.rung).toEqual([{ customerKey: KEY, pending: 'W/"pending"', at: undefined }]);
   });
 
@@ -110,7 +116,7 @@ describe('editing a Failed operation', () => {
     const result = await editFailedOperation(ctx, `${KEY}-1`, etag, { customerGroup: 'Retail' }, 'operator');
     expect(result.etag).not.toBe(etag);
     expect((await customers.getOperation(KEY, 1))!.value.changes.customerGroup).toBe('Retail');
-    expect(writes).toEqual(['failed index Failed', 'index Failed']);
+    expect(writes).toEqual(['failed index Failed', 'operation Failed', 'index Failed']);
   });
 
   it('is a 412 when the ETag is stale, or the operation changes before the edit lands', async () => {

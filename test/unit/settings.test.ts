@@ -54,6 +54,7 @@ describe('settings', () => {
     const { AUTH_JWKS_URI: _uri, ...withoutKeys } = required;
     expect(problemsOf(withoutKeys)).toMatch(/AUTH_JWKS_URI: set AUTH_JWKS_URI/);
     expect(problemsOf({ ...withoutKeys, AUTH_JWKS: '{"keys":[]}' })).toBe('');
+    expect(problemsOf({ ...withoutKeys, AUTH_JWKS: '{"keys":' })).toContain('AUTH_JWKS: must be a JSON Web Key Set');
     expect(problemsOf({ ...withoutKeys, AUTH_DEV_SECRET: 'short' })).toContain('AUTH_DEV_SECRET');
     expect(problemsOf({ ...withoutKeys, AUTH_DEV_SECRET: 'long-enough-for-a-local-secret' })).toBe('');
   });
