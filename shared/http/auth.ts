@@ -1,3 +1,5 @@
+import { createSecretKey } from 'node:crypto';
+
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -60,7 +62,8 @@ export class TokenVerifier {
           cooldownDuration: JWKS_COOLDOWN_MS,
         })
       : createLocalJWKSet(JSON.parse(settings.jwks ?? '{"keys":[]}') as Parameters<typeof createLocalJWKSet>[0]);
-    const secret = settings.devSecret && new TextEncoder().encode(settings.devSecret);
+    // A key object rather than bytes: jose converts it once and keeps it, instead of on every token.
+    const secret = settings.devSecret && createSecretKey(Buffer.from(settings.devSecret));
     this.algorithms = secret ? ['RS256', 'HS256'] : ['RS256'];
     this.keys = async (header) => {
       if (header.alg === 'HS256' && secret) return secret;
