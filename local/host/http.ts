@@ -320,11 +320,13 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
       req.resume();
       return sendEmpty(res, 404);
     }
-    void tracker.run(() =>
-      handle(req, res, hit.value, hit.params, q < 0 ? undefined : url.slice(q + 1)).catch((err: unknown) => {
-        options.onError(`${hit.value.fn.name}: ${(err as Error).stack ?? String(err)}`);
-        sendEmpty(res, 500);
-      }),
+    void tracker.run(
+      () =>
+        handle(req, res, hit.value, hit.params, q < 0 ? undefined : url.slice(q + 1)).catch((err: unknown) => {
+          options.onError(`${hit.value.fn.name}: ${(err as Error).stack ?? String(err)}`);
+          sendEmpty(res, 500);
+        }),
+      hit.value.fn.name,
     );
   });
   // Longer than typical client pools keep idle sockets, so load tests don't race the server's close.
