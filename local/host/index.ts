@@ -11,6 +11,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import { globSync } from 'tinyglobby';
+
 import {
   getPath,
   isTruthySetting,
@@ -33,7 +35,6 @@ import {
   markRunning,
   type RegisteredFunction,
 } from './core';
-import { glob } from './glob';
 import { createHttpServer, type HttpFunction, listen } from './http';
 import { invokeFunction, type ResultObserver, Tracker } from './invoke';
 import { parseSchedule } from './ncrontab';
@@ -125,7 +126,9 @@ async function loadEntryPoints(appRoot: string, app: AppRegistry): Promise<void>
   };
   const main = packageJson.main;
   if (typeof main !== 'string' || main === '') throw new Error(`${appRoot}/package.json has no "main" entry point`);
-  const files = glob(main, appRoot);
+  // `main` is a glob, as the worker reads it (with globby): files only, no dot files, node_modules skipped; and
+  // sorted, so entry points load in the same order on every machine. A directory is not expanded into its files.
+  const files = globSync(main, { cwd: appRoot, ignore: ['**/node_modules/**'], expandDirectories: false }).sort();
   if (files.length === 0) throw new Error(`no files match the entry point "${main}" in ${appRoot}`);
 
   const requireFromApp = createRequire(path.join(appRoot, 'package.json'));
