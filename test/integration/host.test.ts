@@ -346,8 +346,8 @@ describe('local Functions host: a close that cannot wait for everything', () => 
     expect(took).toBeGreaterThanOrEqual(deadlines.drain - 50);
     expect(took).toBeLessThan(closeWorstCaseMs);
     expect(lines).toContainEqual(
-      expect.stringMatching(
-        / warn \[host\] shutdown: in-flight invocations did not finish within 6 s \(still running: echo\); going on/,
+      expect.stringContaining(
+        ` warn [host] shutdown: in-flight invocations did not finish within ${deadlines.drain / 1000} s (still running: echo); going on`,
       ),
     );
     expect(host.closingSteps).toEqual([]);
