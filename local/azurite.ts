@@ -57,7 +57,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     connectionString:
       `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
       `TableEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`,
-    close: () => stopChild(child, 5000),
+    close: () => stopChild(child, { name: `Azurite (port ${port})`, graceMs: 5000 }),
   };
 }
 

@@ -1,10 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 
+import { closeLimitMs } from './host/shutdown';
 import { freePort } from './ports';
 import { projectRoot } from './root';
 
 const root = projectRoot();
+
+/** How long a host gets between SIGTERM and SIGKILL: past its own limit, so it can first say what hung. */
+export const hostStopGraceMs = closeLimitMs + 5000;
 
 export interface HostProcess {
   process: ChildProcess;

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 
 import { startAzurite } from './azurite';
+import { hostStopGraceMs } from './host-process';
 import { stopChild } from './processes';
 import { projectRoot } from './root';
 
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
     );
 
     const broker = run('broker', 'dist/local/broker/main.js', ['--port', String(PORTS.broker)], unexpected('broker'));
-    stops.push(() => stopChild(broker));
+    stops.push(() => stopChild(broker, { name: 'broker' }));
     await waitForPort(PORTS.broker);
 
     const host = run(
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
       ['--app', root, '--port', String(PORTS.host)],
       unexpected('host'),
     );
-    stops.push(() => stopChild(host));
+    stops.push(() => stopChild(host, { name: 'Functions host', graceMs: hostStopGraceMs }));
     const baseUrl = `http://localhost:${PORTS.host}/api`;
     await waitForHealthy(`${baseUrl}/health`);
 

@@ -148,8 +148,10 @@ function writeResponse(res: http.ServerResponse, data: HttpData | null | undefin
 
 export function createHttpServer(options: HttpServerOptions): http.Server {
   const { router, tracker, streamUri } = options;
-  // Reused connections to the library's proxy; it is on the same machine and carries every request.
-  const proxyAgent = streamUri ? new http.Agent({ keepAlive: true, maxSockets: 256 }) : undefined;
+  // Reused connections to the library's proxy; it is on the same machine and carries every request. Its server
+  // closes a connection idle for 5 s, and a request sent on one just then fails (read ECONNRESET, a 502); an
+  // agent without a timeout never drops idle ones itself, so it drops them after 1 s, well before the server.
+  const proxyAgent = streamUri ? new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 1000 }) : undefined;
 
   const handle = async (
     req: http.IncomingMessage,
@@ -320,11 +322,13 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
       req.resume();
       return sendEmpty(res, 404);
     }
-    void tracker.run(() =>
-      handle(req, res, hit.value, hit.params, q < 0 ? undefined : url.slice(q + 1)).catch((err: unknown) => {
-        options.onError(`${hit.value.fn.name}: ${(err as Error).stack ?? String(err)}`);
-        sendEmpty(res, 500);
-      }),
+    void tracker.run(
+      () =>
+        handle(req, res, hit.value, hit.params, q < 0 ? undefined : url.slice(q + 1)).catch((err: unknown) => {
+          options.onError(`${hit.value.fn.name}: ${(err as Error).stack ?? String(err)}`);
+          sendEmpty(res, 500);
+        }),
+      hit.value.fn.name,
     );
   });
   // Longer than typical client pools keep idle sockets, so load tests don't race the server's close.

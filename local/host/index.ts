@@ -11,6 +11,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import { globSync } from 'tinyglobby';
+
 import {
   getPath,
   isTruthySetting,
@@ -33,12 +35,12 @@ import {
   markRunning,
   type RegisteredFunction,
 } from './core';
-import { glob } from './glob';
 import { createHttpServer, type HttpFunction, listen } from './http';
 import { invokeFunction, type ResultObserver, Tracker } from './invoke';
 import { parseSchedule } from './ncrontab';
 import { Router } from './routes';
 import { type ServiceBusFunction, type ServiceBusReceivers, startServiceBusReceivers } from './servicebus';
+import { deadlines, Shutdown } from './shutdown';
 import { type TimerFunction, TimerScheduler } from './timers';
 
 export interface FunctionsHostOptions {
@@ -55,7 +57,10 @@ export interface FunctionsHost {
   /** e.g. http://127.0.0.1:7071 */
   readonly url: string;
   readonly functions: readonly string[];
+  /** Finishes in-flight work and stops; each step is bounded, so this ends within `closeWorstCaseMs`. */
   close(): Promise<void>;
+  /** While close() runs: the steps it is waiting for. */
+  readonly closingSteps: readonly string[];
 }
 
 export interface TimerFunctionInfo {
@@ -121,7 +126,9 @@ async function loadEntryPoints(appRoot: string, app: AppRegistry): Promise<void>
   };
   const main = packageJson.main;
   if (typeof main !== 'string' || main === '') throw new Error(`${appRoot}/package.json has no "main" entry point`);
-  const files = glob(main, appRoot);
+  // `main` is a glob, as the worker reads it (with globby): files only, no dot files, node_modules skipped; and
+  // sorted, so entry points load in the same order on every machine. A directory is not expanded into its files.
+  const files = globSync(main, { cwd: appRoot, ignore: ['**/node_modules/**'], expandDirectories: false }).sort();
   if (files.length === 0) throw new Error(`no files match the entry point "${main}" in ${appRoot}`);
 
   const requireFromApp = createRequire(path.join(appRoot, 'package.json'));
@@ -313,7 +320,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
           hostLog('error', `${outcome('Failed')}: ${(err as Error)?.stack ?? String(err)}`, fn.name);
           throw err;
         }
-      });
+      }, fn.name);
 
     let closing = false;
     const server: http.Server = createHttpServer({
@@ -360,25 +367,40 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     }
     for (const name of triggers.disabled) sink(`  ${name}: disabled`);
 
+    const shutdown = new Shutdown((message) => hostLog('warning', message));
+    const terminateHooks = async () => {
+      for (const hook of app.hooks.appTerminate) {
+        try {
+          await hook(appHookContext());
+        } catch (err) {
+          hostLog('error', `appTerminate hook failed: ${(err as Error).stack ?? String(err)}`);
+        }
+      }
+    };
     let closed: Promise<void> | undefined;
     const host: FunctionsHost = {
       url,
       functions: Object.freeze([...app.functions.values()].map((f) => f.name)),
+      get closingSteps() {
+        return shutdown.waiting;
+      },
       close() {
         closed ??= (async () => {
           closing = true;
           const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
           timers.stop();
-          await Promise.all([serviceBus?.close(), tracker.idle()]);
+          await Promise.all([
+            serviceBus?.close(shutdown),
+            shutdown.step(
+              'in-flight invocations',
+              tracker.idle(),
+              deadlines.drain,
+              () => `still running: ${tracker.running.join(', ')}`,
+            ),
+          ]);
           server.closeAllConnections();
-          await serverClosed;
-          for (const hook of app.hooks.appTerminate) {
-            try {
-              await hook(appHookContext());
-            } catch (err) {
-              hostLog('error', `appTerminate hook failed: ${(err as Error).stack ?? String(err)}`);
-            }
-          }
+          await shutdown.step('HTTP server', serverClosed, deadlines.httpServer);
+          await shutdown.step('appTerminate hooks', terminateHooks(), deadlines.appTerminate);
           markRunning(app, false);
           restoreSettings();
         })();

@@ -82,20 +82,30 @@ export async function invokeFunction(
   return invocationModel.getResponse(context, result);
 }
 
-/** Counts work in progress so shutdown can wait for it. */
+/** Counts work in progress so shutdown can wait for it, and name what it would leave behind. */
 export class Tracker {
   #active = 0;
+  readonly #running = new Map<string, number>();
   #waiters: (() => void)[] = [];
 
   get active(): number {
     return this.#active;
   }
 
-  async run<T>(work: () => Promise<T>): Promise<T> {
+  /** What is in progress, each name once. */
+  get running(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  async run<T>(work: () => Promise<T>, name: string): Promise<T> {
     this.#active++;
+    this.#running.set(name, (this.#running.get(name) ?? 0) + 1);
     try {
       return await work();
     } finally {
+      const left = (this.#running.get(name) ?? 1) - 1;
+      if (left === 0) this.#running.delete(name);
+      else this.#running.set(name, left);
       if (--this.#active === 0) for (const resolve of this.#waiters.splice(0)) resolve();
     }
   }

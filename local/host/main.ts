@@ -4,8 +4,10 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { seconds } from '../deadline';
 import { localSettings } from '../settings';
 import { startFunctionsHost } from './index';
+import { closeLimitMs } from './shutdown';
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
@@ -32,6 +34,13 @@ async function main(): Promise<void> {
     }
     stopping = true;
     console.log(`${signal}: finishing in-flight invocations...`);
+    setTimeout(() => {
+      const waiting = host.closingSteps.join(', ') || 'no step known';
+      console.error(
+        `${signal}: the host has not closed after ${seconds(closeLimitMs)} (waiting for ${waiting}); exiting.`,
+      );
+      process.exit(1);
+    }, closeLimitMs);
     host.close().then(
       () => process.exit(0),
       (err: unknown) => {

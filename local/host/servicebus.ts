@@ -16,6 +16,7 @@ import {
 
 import type { InvocationRequest, LogLevel, RegisteredFunction, TypedData } from './core';
 import { Tracker } from './invoke';
+import { deadlines, type Shutdown } from './shutdown';
 
 export interface ServiceBusFunction {
   readonly fn: RegisteredFunction;
@@ -35,7 +36,6 @@ type Invoke = (fn: RegisteredFunction, request: InvocationRequest) => Promise<un
 type Log = (level: LogLevel, message: string, functionName: string) => void;
 
 const restartDelayMs = 5000;
-const stopTimeoutMs = 5000;
 
 class Slots {
   #free: number;
@@ -110,6 +110,7 @@ function triggerMetadata(message: ServiceBusReceivedMessage): Record<string, Typ
 
 class Pump {
   readonly #slots: Slots;
+  readonly #tracker = new Tracker();
   #receiver: ServiceBusReceiver | undefined;
   #subscription: { close(): Promise<void> } | undefined;
   #restart: NodeJS.Timeout | undefined;
@@ -119,7 +120,6 @@ class Pump {
     private readonly target: ServiceBusFunction,
     private readonly client: ServiceBusClient,
     private readonly options: ServiceBusOptions,
-    private readonly tracker: Tracker,
     private readonly invoke: Invoke,
     private readonly log: Log,
   ) {
@@ -146,7 +146,8 @@ class Pump {
       this.#subscription = receiver.subscribe(
         {
           // Settled through the receiver that delivered it, even if a restart replaced it since.
-          processMessage: (message) => this.tracker.run(() => this.#process(receiver, message)),
+          processMessage: (message) =>
+            this.#tracker.run(() => this.#process(receiver, message), `message ${String(message.messageId)}`),
           processError: async (args) => this.#onError(args),
         },
         {
@@ -216,30 +217,26 @@ class Pump {
     }
   }
 
-  /** Stops taking messages; buffered ones are abandoned, in-flight ones finish and settle first. */
-  async stop(): Promise<void> {
+  /** Stops taking messages; buffered ones are abandoned, in-flight ones get `deadlines.drain` to finish and settle. */
+  async close(shutdown: Shutdown): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#restart);
-    const subscription = this.#subscription;
-    if (subscription) await withTimeout(subscription.close(), stopTimeoutMs).catch(() => undefined);
+    const fn = this.target.fn.name;
+    if (this.#subscription)
+      await shutdown.step(`${fn}: stop receiving`, this.#subscription.close(), deadlines.stopReceiving);
     this.#slots.reject();
+    await shutdown.step(
+      `${fn}: messages in flight`,
+      this.#tracker.idle(),
+      deadlines.drain,
+      () => `left unsettled, so redelivered once their locks expire: ${this.#tracker.running.join(', ')}`,
+    );
+    if (this.#receiver) await shutdown.step(`${fn}: receiver link`, this.#receiver.close(), deadlines.disconnect);
   }
-
-  async close(): Promise<void> {
-    await this.#receiver?.close().catch(() => undefined);
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, ms, undefined);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 export interface ServiceBusReceivers {
-  close(): Promise<void>;
+  close(shutdown: Shutdown): Promise<void>;
 }
 
 export function startServiceBusReceivers(
@@ -248,7 +245,6 @@ export function startServiceBusReceivers(
   invoke: Invoke,
   log: Log,
 ): ServiceBusReceivers {
-  const tracker = new Tracker();
   const clients = new Map<string, ServiceBusClient>();
   const pumps = functions.map((target) => {
     let client = clients.get(target.connectionString);
@@ -256,16 +252,15 @@ export function startServiceBusReceivers(
       client = new ServiceBusClient(target.connectionString);
       clients.set(target.connectionString, client);
     }
-    return new Pump(target, client, options, tracker, invoke, log);
+    return new Pump(target, client, options, invoke, log);
   });
   for (const pump of pumps) pump.start();
 
   return {
-    async close() {
-      await Promise.all(pumps.map((p) => p.stop()));
-      await tracker.idle();
-      await Promise.all(pumps.map((p) => p.close()));
-      await Promise.all([...clients.values()].map((c) => withTimeout(c.close(), stopTimeoutMs).catch(() => undefined)));
+    async close(shutdown) {
+      await Promise.all(pumps.map((p) => p.close(shutdown)));
+      const clientsClosed = Promise.all([...clients.values()].map((c) => c.close()));
+      await shutdown.step('Service Bus connections', clientsClosed, deadlines.disconnect);
     },
   };
 }

@@ -125,10 +125,16 @@ const hostileString = fc.oneof(
   fc.integer({ min: 257, max: 5000 }).map((n) => 'x'.repeat(n)),
 );
 /**
- * Path segments and query values: URLs carry UTF-8, so lone surrogates become U+FFFD; kept under 1,000
- * characters, because Node itself refuses a request line over 16 KiB before any function sees it.
+ * Query values: URLs carry UTF-8, so lone surrogates become U+FFFD; kept under 1,000 characters, because Node
+ * itself refuses a request line over 16 KiB before any function sees it.
  */
-const segment = hostileString.map((s) => encodeURIComponent(s.replace(/[\uD800-\uDFFF]/g, '\uFFFD').slice(0, 1000)));
+const queryValue = hostileString.map((s) => encodeURIComponent(s.replace(/[\uD800-\uDFFF]/g, '\uFFFD').slice(0, 1000)));
+/**
+ * Path segments: as query values, but never a dot-segment ('.', '..', or either spelled with %2e in any case).
+ * URL parsing resolves those away, so the request would go to another path, and the host's 404 for it is not
+ * the app's answer.
+ */
+const segment = queryValue.filter((s) => !/^(?:\.|%2e){1,2}$/i.test(s));
 
 const prototypeKeys = fc.constantFrom('__proto__', 'constructor', 'prototype');
 /** JSON values with hostile keys and strings, nested a little. */
@@ -376,7 +382,7 @@ describe('hostile input: never a 5xx, always problem+json, never a write', { tim
       '$filter',
     );
     const query = fc
-      .array(fc.tuple(fc.oneof(keys, segment), segment), { maxLength: 6 })
+      .array(fc.tuple(fc.oneof(keys, queryValue), queryValue), { maxLength: 6 })
       .map((pairs) => pairs.map(([k, v]) => `${k}=${v}`).join('&'));
     await neverAFault(
       fc

@@ -1,9 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 import { inject } from 'vitest';
 
-import { launchHost } from '../../local/host-process';
+import { hostStopGraceMs, launchHost } from '../../local/host-process';
+import { stopChild } from '../../local/processes';
 import { devToken, localSettings } from '../../local/settings';
 import { uniqueName } from '../support';
 
@@ -18,7 +18,7 @@ export interface Stack {
     path: string,
     options?: { token?: string; body?: unknown; headers?: Record<string, string> },
   ): Promise<Response>;
-  /** Stops the host the way Ctrl-C does. */
+  /** Stops the host the way Ctrl-C does; kills it, saying so, if it has not exited within `hostStopGraceMs`. */
   stop(): Promise<void>;
   /** Kills the host with SIGKILL, as a crash would. */
   kill(): Promise<void>;
@@ -40,8 +40,18 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     CUSTOMER_OPERATIONS_QUEUE: `q-${prefix}`,
     ...overrides,
   };
-  let child = await launchHost(settings);
+  // What the host prints while it stops (a shutdown step that overran, what it left behind) explains a slow
+  // stop, so it is passed on; the rest of its output is not.
+  let stopping = false;
+  const onOutput = (text: string) => {
+    if (!stopping) return;
+    for (const line of text.split('\n')) {
+      if (line.trim() && !line.includes('finishing in-flight invocations')) console.warn(`[host] ${line}`);
+    }
+  };
+  let child = await launchHost(settings, undefined, onOutput);
   const port = Number(new URL(child.baseUrl).port);
+  const name = () => `Functions host ${child.baseUrl}`;
   const stack: Stack = {
     baseUrl: child.baseUrl,
     settings,
@@ -56,21 +66,17 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
       }
       return fetch(`${stack.baseUrl}${path}`, { method, headers, body });
     },
-    stop: () => stopProcess(child.process, 'SIGTERM'),
-    kill: () => stopProcess(child.process, 'SIGKILL'),
+    stop: () => {
+      stopping = true;
+      return stopChild(child.process, { name: name(), graceMs: hostStopGraceMs });
+    },
+    kill: () => stopChild(child.process, { name: name(), kill: true }),
     restart: async () => {
-      child = await launchHost(settings, port);
+      stopping = false;
+      child = await launchHost(settings, port, onOutput);
     },
   };
   return stack;
-}
-
-function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill(signal);
-  });
 }
 
 /** Polls until `check` returns a value, or fails after `timeoutMs`. */

@@ -1,9 +1,11 @@
+import http from 'node:http';
 import path from 'node:path';
 
 import { ServiceBusClient } from '@azure/service-bus';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { type FunctionsHost, listTimerFunctions, startFunctionsHost } from '../../local/host/index';
+import { closeWorstCaseMs, deadlines } from '../../local/host/shutdown';
 import { uniqueName } from '../support';
 
 const appRoot = path.join(__dirname, '../fixtures/host-app');
@@ -311,5 +313,43 @@ describe('local Functions host: Service Bus queue trigger', () => {
     await receiver.close();
     expect(left.map((m) => m.messageId)).toEqual([]);
     expect(lines.filter((l) => / (warn|error) /.test(l) && !l.includes('transient failure'))).toEqual([]);
+  });
+});
+
+describe('local Functions host: a close that cannot wait for everything', () => {
+  it('gives up on an invocation that outlives the drain deadline, and names it', { timeout: 30_000 }, async () => {
+    const lines: string[] = [];
+    const host = await startFunctionsHost({
+      appRoot,
+      port: 0,
+      log: (line) => lines.push(line),
+      settings: {
+        TICK_SCHEDULE: '0 0 0 1 1 *',
+        SETTINGS_ROUTE: 'configured/route',
+        'AzureWebJobs.orders.Disabled': 'true',
+        'AzureWebJobs.slow-tick.Disabled': 'true',
+      },
+    });
+    // A body that never ends keeps the echo invocation waiting for it.
+    const endless = http.request(`${host.url}/api/echo`, {
+      method: 'POST',
+      headers: { 'transfer-encoding': 'chunked' },
+    });
+    endless.on('error', () => undefined);
+    await new Promise((resolve) => endless.write('never finished', resolve));
+    // The host shares this event loop: once the bytes are written, a few turns of it see the request in.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const started = Date.now();
+    await host.close();
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(deadlines.drain - 50);
+    expect(took).toBeLessThan(closeWorstCaseMs);
+    expect(lines).toContainEqual(
+      expect.stringContaining(
+        ` warn [host] shutdown: in-flight invocations did not finish within ${deadlines.drain / 1000} s (still running: echo); going on`,
+      ),
+    );
+    expect(host.closingSteps).toEqual([]);
   });
 });
