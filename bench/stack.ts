@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type Azurite, startAzurite } from '../local/azurite';
-import { type HostProcess, launchHost } from '../local/host-process';
+import { type HostProcess, hostStopGraceMs, launchHost } from '../local/host-process';
 import { freePort } from '../local/ports';
 import { stopChild } from '../local/processes';
 import { projectRoot } from '../local/root';
@@ -62,7 +62,7 @@ export async function startBenchStack(): Promise<BenchStack> {
       return Math.round(kb / 1024);
     },
     stop: async () => {
-      await stopChild(host.process);
+      await stopChild(host.process, { name: 'Functions host', graceMs: hostStopGraceMs });
       await stopChild(broker);
       await azurite.close();
     },

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { launchHost } from '../../local/host-process';
+import { hostStopGraceMs, launchHost } from '../../local/host-process';
+import { stopChild } from '../../local/processes';
 import { person } from '../support';
 import { eventually, type Stack, startStack } from './stack';
 
@@ -11,8 +12,10 @@ beforeAll(async () => {
   stack = await startStack();
 });
 afterAll(async () => {
-  second?.process.kill('SIGTERM');
-  await stack?.stop();
+  await Promise.all([
+    second && stopChild(second.process, { name: 'second Functions host', graceMs: hostStopGraceMs }),
+    stack?.stop(),
+  ]);
 });
 
 const operation = async (id: string) => {
