@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import { RetryMode, type RetryOptions } from '@azure/service-bus';
 import { globSync } from 'tinyglobby';
 
 import {
@@ -248,6 +249,23 @@ function indexFunctions(
   return triggers;
 }
 
+/**
+ * The Service Bus extension's `clientRetryOptions` (host.json) as the JavaScript SDK takes them, defaulting as
+ * the extension does: exponential from 0.8 s up to a minute, 3 retries, a minute per try. (The JavaScript
+ * SDK's own default waits a fixed 30 s between tries, which made a receiver come back half a minute after the
+ * broker did, and a settle on a dropped link hang for 90 s.)
+ */
+export function clientRetryOptions(options: unknown): RetryOptions {
+  const mode = getPath(options, 'mode');
+  return {
+    mode: typeof mode === 'string' && mode.toLowerCase() === 'fixed' ? RetryMode.Fixed : RetryMode.Exponential,
+    retryDelayInMs: parseTimeSpan(getPath(options, 'delay')) ?? 800,
+    maxRetryDelayInMs: parseTimeSpan(getPath(options, 'maxDelay')) ?? 60_000,
+    maxRetries: toNumber(getPath(options, 'maxRetries')) ?? 3,
+    timeoutInMs: parseTimeSpan(getPath(options, 'tryTimeout')) ?? 60_000,
+  };
+}
+
 export async function startFunctionsHost(options: FunctionsHostOptions): Promise<FunctionsHost> {
   const appRoot = path.resolve(options.appRoot);
   const sink = options.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
@@ -352,6 +370,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
             parseTimeSpan(
               getPath(sb, 'maxAutoLockRenewalDuration') ?? getPath(sb, 'messageHandlerOptions', 'maxAutoRenewDuration'),
             ) ?? 5 * 60_000,
+          retryOptions: clientRetryOptions(getPath(sb, 'clientRetryOptions')),
         },
         invoke,
         hostLog,

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 
 import {
   type ProcessErrorArgs,
+  type RetryOptions,
   ServiceBusClient,
   type ServiceBusReceivedMessage,
   type ServiceBusReceiver,
@@ -30,6 +31,8 @@ export interface ServiceBusOptions {
   readonly maxConcurrentCalls: number;
   readonly prefetchCount: number;
   readonly maxAutoLockRenewalDurationInMs: number;
+  /** host.json `clientRetryOptions`, with the extension's defaults. */
+  readonly retryOptions: RetryOptions;
 }
 
 type Invoke = (fn: RegisteredFunction, request: InvocationRequest) => Promise<unknown>;
@@ -249,7 +252,7 @@ export function startServiceBusReceivers(
   const pumps = functions.map((target) => {
     let client = clients.get(target.connectionString);
     if (!client) {
-      client = new ServiceBusClient(target.connectionString);
+      client = new ServiceBusClient(target.connectionString, { retryOptions: options.retryOptions });
       clients.set(target.connectionString, client);
     }
     return new Pump(target, client, options, invoke, log);
