@@ -2,8 +2,8 @@ import { seconds, settlesWithin } from '../deadline';
 
 /**
  * How long close() waits for each of its steps. Every wait is bounded because some never end by themselves:
- * a Service Bus complete sent just as the broker connection drops waits 60 s for an answer that never comes,
- * then 30 s before the SDK retries, and close() used to wait all that time for it.
+ * a Service Bus complete sent just as the broker connection drops waits a whole try timeout (a minute) for an
+ * answer that never comes before the SDK retries, and close() used to wait all that time for it.
  */
 export const deadlines = {
   /** Stopping a receiver: one drain round trip with the broker. */
