@@ -8,7 +8,7 @@ import type { SyncContext } from './context';
 import { filterFingerprint, matches, type OperationFilter } from './filter';
 
 /** A field filter with nothing but time to bound it spans at most (and by default) this many days. */
-export const FIELD_WINDOW_DAYS = 31;
+const FIELD_WINDOW_DAYS = 31;
 const DAY_MS = 86_400_000;
 /** Most operations read from the Customers table at once when listing one customer's operations. */
 const READ_AHEAD = 100;

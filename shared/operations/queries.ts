@@ -27,8 +27,8 @@ export async function getCustomer(ctx: SyncContext, account: string) {
 }
 
 /** Entries younger than this are held back too, which covers clock skew between processor instances. */
-export const FEED_SETTLE_MS = 1000;
-export const FEED_PAGE_SIZE = 500;
+const FEED_SETTLE_MS = 1000;
+const FEED_PAGE_SIZE = 500;
 
 /** A cursor is the feed RowKey read last (or the cutoff a page ended at). */
 const cursorSchema = z.strictObject({ after: z.string().max(512) });
