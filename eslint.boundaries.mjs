@@ -4,12 +4,16 @@
 
 const tables = { group: ['@azure/data-tables'], message: 'Only shared/storage talks to Table Storage.' };
 const serviceBus = { group: ['@azure/service-bus'], message: 'Only shared/messaging talks to Service Bus.' };
+const dataverse = {
+  group: ['dynamics-web-api', '@azure/identity'],
+  message: 'Only shared/crm talks to Dataverse (and gets its tokens).',
+};
 const functionsLibrary = {
   group: ['@azure/functions'],
   message: 'Only functions/ registers with the Functions runtime; use cases take their inputs as arguments.',
 };
 const adapters = (up) => ({
-  group: [`${up}storage`, `${up}storage/*`, `${up}messaging`, `${up}messaging/*`],
+  group: [`${up}storage`, `${up}storage/*`, `${up}messaging`, `${up}messaging/*`, `${up}crm`, `${up}crm/*`],
   message: 'Depend on the ports (shared/domain/ports.ts); only the composition root (shared/app.ts) wires adapters.',
 });
 
@@ -22,14 +26,16 @@ export const zones = [
       { group: ['../*', '@azure/*'], message: 'shared/domain imports nothing outside itself: it is the pure core.' },
     ],
   },
-  { name: 'storage', files: ['shared/storage/**/*.ts'], patterns: [serviceBus, functionsLibrary] },
-  { name: 'messaging', files: ['shared/messaging/**/*.ts'], patterns: [tables, functionsLibrary] },
+  { name: 'storage', files: ['shared/storage/**/*.ts'], patterns: [serviceBus, dataverse, functionsLibrary] },
+  { name: 'messaging', files: ['shared/messaging/**/*.ts'], patterns: [tables, dataverse, functionsLibrary] },
+  { name: 'crm', files: ['shared/crm/**/*.ts'], patterns: [tables, serviceBus, functionsLibrary] },
   {
     name: 'use cases',
-    files: ['shared/operations/**/*.ts', 'shared/jobs/**/*.ts'],
+    files: ['shared/operations/**/*.ts', 'shared/jobs/**/*.ts', 'shared/coupling/**/*.ts'],
     patterns: [
       tables,
       serviceBus,
+      dataverse,
       functionsLibrary,
       adapters('../'),
       { group: ['../http', '../http/*'], message: 'Use cases do not know HTTP; shared/http calls them.' },
@@ -39,8 +45,16 @@ export const zones = [
       },
     ],
   },
-  { name: 'http', files: ['shared/http/**/*.ts'], patterns: [tables, serviceBus, functionsLibrary, adapters('../')] },
-  { name: 'functions', files: ['functions/**/*.ts'], patterns: [tables, serviceBus, adapters('../shared/')] },
+  {
+    name: 'http',
+    files: ['shared/http/**/*.ts'],
+    patterns: [tables, serviceBus, dataverse, functionsLibrary, adapters('../')],
+  },
+  {
+    name: 'functions',
+    files: ['functions/**/*.ts'],
+    patterns: [tables, serviceBus, dataverse, adapters('../shared/')],
+  },
 ];
 
 /**

@@ -1,8 +1,9 @@
-import { settings } from './config';
+import { type Settings,settings } from './config';
+import { Dataverse, dataverseCredential } from './crm/dataverse';
 import type { DoorbellSender } from './domain/doorbell';
 import { TokenVerifier } from './http/auth';
 import { ServiceBusDoorbell } from './messaging/doorbell';
-import type { SyncContext } from './operations/context';
+import type { CouplingSettings, SyncContext } from './operations/context';
 import { openStore } from './storage';
 
 /**
@@ -26,6 +27,7 @@ export function services(): Services {
   const s = settings();
   const doorbell = new ServiceBusDoorbell(s.SERVICEBUS_CONNECTION, s.CUSTOMER_OPERATIONS_QUEUE);
   const log = (message: string) => console.warn(message);
+  const coupling = couplingOf(s, log);
   let context: Promise<SyncContext> | undefined;
   const open = async (): Promise<SyncContext> => ({
     store: await openStore(s.STORAGE_CONNECTION_STRING, s.TABLE_PREFIX),
@@ -37,6 +39,7 @@ export function services(): Services {
     feedMarkerStaleMs: s.FEED_MARKER_STALE_SECONDS * 1000,
     retentionDays: s.AUDIT_RETENTION_DAYS,
     log,
+    coupling,
   });
   instance = {
     verifier: new TokenVerifier({
@@ -56,4 +59,32 @@ export function services(): Services {
       })),
   };
   return instance;
+}
+
+/** The coupling's settings and CRM connector, or undefined (coupling off) when no Dataverse URL is set. */
+function couplingOf(s: Settings, log: (message: string) => void): CouplingSettings | undefined {
+  if (!s.DATAVERSE_URL) return undefined;
+  const dataverse = new Dataverse({
+    url: s.DATAVERSE_URL,
+    token: s.DATAVERSE_TOKEN,
+    credential: s.DATAVERSE_TOKEN
+      ? undefined
+      : dataverseCredential({
+          tenantId: s.DATAVERSE_TENANT_ID,
+          clientId: s.DATAVERSE_CLIENT_ID,
+          clientSecret: s.DATAVERSE_CLIENT_SECRET,
+        }),
+    concurrency: s.CRM_CONCURRENCY,
+    timeoutMs: s.CRM_REQUEST_TIMEOUT_SECONDS * 1000,
+    log,
+  });
+  return {
+    crm: (deadline) => dataverse.session(deadline),
+    conflictPolicy: s.CRM_CONFLICT_POLICY,
+    deletionPolicy: s.CRM_DELETION_POLICY,
+    defaults: { customerGroup: s.CRM_DEFAULT_CUSTOMER_GROUP, currency: s.CRM_DEFAULT_CURRENCY.toUpperCase() },
+    matchFields: s.CRM_MATCH_FIELDS,
+    budgetMs: s.CRM_RUN_BUDGET_SECONDS * 1000,
+    parallelism: s.CRM_CONCURRENCY,
+  };
 }

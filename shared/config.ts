@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+import { MATCH_FIELDS } from './domain/crm-mapping';
+import { currencyCode } from './domain/customer';
+
 /**
  * Every setting the app reads, parsed once. A missing or invalid setting fails at start-up with one message
  * that lists all of them, instead of surfacing as a 500 on the first request that needs it.
@@ -41,6 +44,22 @@ const settingsSchema = z
     RETRY_MAX_ATTEMPTS: int(5),
     RETRY_BASE_DELAY_SECONDS: int(2),
     AUDIT_RETENTION_DAYS: int(90),
+    // Coupling with a CRM (DESIGN.md §8): off, and nothing else affected, while DATAVERSE_URL is unset.
+    DATAVERSE_URL: z.url().optional(),
+    DATAVERSE_TOKEN: z.string().min(1).optional(),
+    DATAVERSE_TENANT_ID: z.string().min(1).optional(),
+    DATAVERSE_CLIENT_ID: z.string().min(1).optional(),
+    DATAVERSE_CLIENT_SECRET: z.string().min(1).optional(),
+    // Required: the crm-sync timer's binding reads it as %CRM_SYNC_SCHEDULE%, which has no default.
+    CRM_SYNC_SCHEDULE: z.string().min(1),
+    CRM_CONFLICT_POLICY: z.enum(['None', 'SendToCrm', 'GetFromCrm']).default('None'),
+    CRM_DELETION_POLICY: z.enum(['None', 'Restore', 'RemoveCoupling', 'Delete']).default('None'),
+    CRM_DEFAULT_CUSTOMER_GROUP: z.string().min(1).default('Retail'),
+    CRM_DEFAULT_CURRENCY: currencyCode.default('EUR'),
+    CRM_MATCH_FIELDS: csv.pipe(z.array(z.enum(MATCH_FIELDS)).min(1, 'name at least one field')).default(['email']),
+    CRM_RUN_BUDGET_SECONDS: int(240),
+    CRM_CONCURRENCY: int(16),
+    CRM_REQUEST_TIMEOUT_SECONDS: int(30),
   })
   .refine((s) => s.AUTH_JWKS_URI || s.AUTH_JWKS || s.AUTH_DEV_SECRET, {
     message: 'set AUTH_JWKS_URI (Entra ID signing keys), AUTH_JWKS or, locally only, AUTH_DEV_SECRET',

@@ -56,6 +56,10 @@ export class MemoryCustomerStore implements CustomerStore {
     return this.read<CustomerRecord>(MemoryCustomerStore.recordKey(customerKey));
   }
 
+  async *records() {
+    for (const [key, row] of this.rows) if (key.endsWith('/record')) yield structuredClone(row.value as CustomerRecord);
+  }
+
   async getOperation(customerKey: string, seq: number) {
     return this.read<Operation>(MemoryCustomerStore.opKey(customerKey, seq));
   }

@@ -90,6 +90,8 @@ export interface CustomerRecord {
   asyncCustomerAccount?: string;
   customerAccount?: string;
   customer?: Customer;
+  /** Set once a Delete is applied: the record keeps its accounts, and later edits fail. */
+  deleted?: true;
   version: number;
   nextSeq: number;
   appliedThrough: number;

@@ -1,3 +1,5 @@
+import type { SyncError, SyncErrorKind, SyncLogEntry, SyncRecord } from './coupling';
+import type { CrmTable } from './crm-mapping';
 import type { Customer } from './customer';
 import type { CustomerRecord, LastError, Operation, OperationHead, OperationSummary } from './operation';
 import type { Versioned } from './versioned';
@@ -19,6 +21,10 @@ export interface Store {
   idempotency: IdempotencyKeys;
   jobRuns: JobRunLog;
   deadLetters: DeadLetters;
+  syncRecords: SyncRecords;
+  syncErrors: SyncErrorIndex;
+  syncLog: SyncLog;
+  crmSyncState: CrmSyncState;
   /** One real round trip to storage, for the health check. */
   ping(): Promise<void>;
 }
@@ -54,6 +60,8 @@ export interface CustomerStore {
   commit(record: Versioned<CustomerRecord>, operations: Versioned<Operation>[]): Promise<void>;
   /** Replaces one operation; WriteConflict if it changed since read. Returns the new ETag. */
   updateOperation(operation: Versioned<Operation>): Promise<string>;
+  /** Every customer record, in no particular order (an operator's bulk job; nothing scheduled scans this). */
+  records(): AsyncIterable<CustomerRecord>;
   /** Deletes an operation unless it changed since read (retention); false if it did or is gone. */
   deleteOperation(operation: Versioned<Operation>): Promise<boolean>;
 }
@@ -243,6 +251,8 @@ export interface JobRun {
   finishedAt: string;
   durationMs: number;
   counts: Record<string, number>;
+  /** Counts per direction, for jobs that synchronize both ways (crm-sync). */
+  directions?: Record<string, Record<string, number>>;
   message: string;
 }
 
@@ -269,4 +279,68 @@ export interface DeadLetters {
   latest(top: number): Promise<DeadLetter[]>;
   /** Deletes dead letters received before `before` (retention); returns how many. */
   deleteBefore(before: string): Promise<number>;
+}
+
+/** Each HQ customer's coupling state (DESIGN.md §8), and the reverse index from a CRM row to its customer. */
+export interface SyncRecords {
+  get(customerKey: string): Promise<Versioned<SyncRecord> | undefined>;
+  /** Inserts the record (no ETag) or replaces the version read; WriteConflict if it changed. Returns the ETag. */
+  save(record: SyncRecord, etag?: string): Promise<string>;
+  /** The customer a CRM row is (or was) coupled with; callers check the record agrees. */
+  customerKeyOfRow(crmTable: CrmTable, crmId: string): Promise<string | undefined>;
+  linkRow(crmTable: CrmTable, crmId: string, customerKey: string): Promise<void>;
+  /** Every record (match runs, full reconciliation), in no particular order. */
+  list(): AsyncIterable<SyncRecord>;
+}
+
+/** A sync error as the list shows it. */
+export interface SyncErrorEntry extends SyncError {
+  customerKey: string;
+  customerAccount: string;
+  crmTable: CrmTable;
+  crmId: string;
+  skipped: boolean;
+}
+
+/** Open sync errors, newest first (API: GET /api/sync-errors). */
+export interface SyncErrorIndex {
+  put(entry: SyncErrorEntry): Promise<void>;
+  remove(entry: Pick<SyncErrorEntry, 'kind' | 'failedOn' | 'customerKey'>): Promise<void>;
+  /** A page of entries, newest first, of one kind or all, after a position a previous page returned. */
+  page(
+    kind: SyncErrorKind | undefined,
+    top: number,
+    after?: string,
+  ): Promise<{ items: SyncErrorEntry[]; next?: string }>;
+}
+
+/** Each record's synchronization log (API: GET /api/customers/{account}/sync-log). */
+export interface SyncLog {
+  append(customerKey: string, entries: SyncLogEntry[]): Promise<void>;
+  /** Newest first, after a position a previous page returned. */
+  page(customerKey: string, top: number, after?: string): Promise<{ items: SyncLogEntry[]; next?: string }>;
+}
+
+/** Where the crm-sync job resumes: the customer feed's cursor and a delta link per CRM table. */
+export interface CrmCursor {
+  feed?: string;
+  deltaLinks: Partial<Record<CrmTable, string>>;
+}
+
+export interface Lease {
+  holder: string;
+  etag: string;
+}
+
+/** The crm-sync job's own state: its lease, its cursors, and the HQ operations it waits for. */
+export interface CrmSyncState {
+  /** Takes the job's lease until `until` unless another holder has an unexpired one. */
+  acquire(job: string, holder: string, now: Date, until: Date): Promise<Lease | undefined>;
+  release(job: string, lease: Lease): Promise<void>;
+  cursor(): Promise<CrmCursor>;
+  saveCursor(cursor: CrmCursor): Promise<void>;
+  /** Customers with an operation submitted from a CRM change that the job has not yet seen applied. */
+  awaiting(): Promise<string[]>;
+  await(customerKey: string): Promise<void>;
+  settled(customerKey: string): Promise<void>;
 }

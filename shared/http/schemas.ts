@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { SYNC_ERROR_KINDS } from '../domain/coupling';
+import { CRM_TABLES, MATCH_FIELDS } from '../domain/crm-mapping';
 import { attributeValue, MAX_ATTRIBUTES } from '../domain/customer';
 import { channelIdSchema } from '../domain/operation';
 import { attributePath, filterShape } from '../operations/filter';
@@ -22,7 +24,7 @@ export const jobParams = z.object({
   job: z
     .string()
     .regex(/^[a-z][a-z0-9-]{0,63}$/, 'is not a job name')
-    .describe('sync-pending-operations or audit-retention'),
+    .describe('sync-pending-operations, audit-retention, crm-sync or crm-match'),
 });
 
 export const idempotencyHeaders = z.object({
@@ -46,8 +48,32 @@ export const listQuerySchema = z.strictObject({
   continuationToken: z.string().min(1).max(2048).optional(),
 });
 
-export const deadLettersQuerySchema = z.strictObject({
-  top: z.coerce.number().int().min(1).max(1000).default(100),
+const top = z.coerce.number().int().min(1).max(1000).default(100);
+const continuationToken = z.string().min(1).max(2048).optional();
+
+export const deadLettersQuerySchema = z.strictObject({ top });
+
+export const syncErrorsQuerySchema = z.strictObject({
+  kind: z.enum(SYNC_ERROR_KINDS).optional(),
+  top,
+  continuationToken,
+});
+
+export const syncLogQuerySchema = z.strictObject({ top, continuationToken });
+
+export const couplingBodySchema = z.strictObject({
+  crmTable: z.enum(CRM_TABLES),
+  crmId: z.uuid().describe('The Dataverse row id'),
+});
+
+export const matchBodySchema = z.strictObject({
+  fields: z
+    .array(z.enum(MATCH_FIELDS))
+    .min(1)
+    .max(MATCH_FIELDS.length)
+    .refine((fields) => new Set(fields).size === fields.length, 'names a field twice')
+    .describe('HQ fields to match on, in priority order'),
+  createIfNoMatch: z.boolean().default(false).describe('Insert a CRM row for a customer that matches none'),
 });
 
 export const operationEditSchema = z.strictObject({

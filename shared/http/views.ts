@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { SYNC_ACTIONS, SYNC_ERROR_KINDS } from '../domain/coupling';
+import { CRM_TABLES } from '../domain/crm-mapping';
 import { customerSchema } from '../domain/customer';
 import { type Operation, OPERATION_STATUSES, operationSummarySchema, summaryOf } from '../domain/operation';
 
@@ -93,6 +95,10 @@ export const jobRunSchema = z.object({
   finishedAt: z.string(),
   durationMs: z.number(),
   counts: z.record(z.string(), z.number()),
+  directions: z
+    .record(z.string(), z.record(z.string(), z.number()))
+    .optional()
+    .describe('crm-sync: the counts per direction (ToCrm, FromCrm)'),
   message: z.string(),
 });
 
@@ -120,4 +126,54 @@ export const problemSchema = z.object({
   detail: z.string(),
   code: z.string(),
   errors: z.record(z.string(), z.array(z.string())).optional(),
+});
+
+export const couplingSchema = z.object({
+  customerAccount: z.string(),
+  asyncCustomerAccount: z.string().optional(),
+  crmTable: z.enum(CRM_TABLES),
+  crmId: z.string(),
+  coupledAt: z.string(),
+  lastSyncedAt: z.string().optional(),
+  lastSyncResult: z.enum(['Success', 'Failure']).optional(),
+  skipped: z.boolean(),
+});
+
+export const matchAcceptedSchema = z.object({ job: z.literal('crm-match') });
+
+export const syncLogSchema = z.object({
+  items: z.array(
+    z.object({
+      at: z.string(),
+      job: z.string().optional(),
+      run: z.string().optional().describe("The run's start time"),
+      by: z.string().optional(),
+      direction: z.enum(['ToCrm', 'FromCrm']),
+      result: z.enum(['Inserted', 'Modified', 'Deleted', 'Unchanged', 'Coupled', 'Uncoupled', 'Conflict', 'Failed']),
+      detail: z.string(),
+      fields: z.array(attributeChange).optional(),
+    }),
+  ),
+  continuationToken: z.string().optional(),
+});
+
+export const syncErrorsSchema = z.object({
+  items: z.array(
+    z.object({
+      customerAccount: z.string(),
+      crmTable: z.enum(CRM_TABLES),
+      crmId: z.string(),
+      kind: z.enum(SYNC_ERROR_KINDS),
+      message: z.string(),
+      failedOn: z.string(),
+      skipped: z.boolean(),
+      hqExists: z.boolean(),
+      crmExists: z.boolean(),
+      differences: z
+        .array(z.object({ field: z.string(), crmField: z.string(), hqValue: z.unknown(), crmValue: z.unknown() }))
+        .optional(),
+      actions: z.array(z.enum(SYNC_ACTIONS)),
+    }),
+  ),
+  continuationToken: z.string().optional(),
 });

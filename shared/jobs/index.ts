@@ -1,31 +1,65 @@
-import { notFound } from '../domain/errors';
+import { randomUUID } from 'node:crypto';
+
+import { crmMatch, type MatchRequest } from '../coupling/match';
+import { couplingSettings } from '../coupling/settings';
+import { crmSync, SyncRun } from '../coupling/sync';
+import { DomainError, notFound } from '../domain/errors';
 import type { JobRun } from '../domain/ports';
 import type { SyncContext } from '../operations/context';
 import { JOB_NAMES, type JobName } from './names';
 import { auditRetention } from './retention';
 import { syncPendingOperations } from './sync-pending';
 
-type Job = (ctx: SyncContext) => Promise<{ counts: Record<string, number>; message: string }>;
+type Outcome = Pick<JobRun, 'counts' | 'message' | 'directions'>;
+interface Job {
+  run: (ctx: SyncContext) => Promise<Outcome>;
+  /** Runs one at a time across instances, under a lease that outlives its time budget. */
+  exclusive?: boolean;
+}
 
 /** Timers and `POST /api/jobs/{job}/run` share these. */
 const JOBS: Record<JobName, Job> = {
-  'sync-pending-operations': syncPendingOperations,
-  'audit-retention': auditRetention,
+  'sync-pending-operations': { run: syncPendingOperations },
+  'audit-retention': { run: auditRetention },
+  'crm-sync': { run: crmSyncJob, exclusive: true },
+  'crm-match': {
+    run: (ctx) => matchJob(ctx, { fields: couplingSettings(ctx).matchFields, createIfNoMatch: false }),
+    exclusive: true,
+  },
 };
 const isJob = (name: string): name is JobName => (JOB_NAMES as readonly string[]).includes(name);
 
-/** Runs a job and records the run, also when it fails (the failure is the run's message). */
-export async function runJob(ctx: SyncContext, name: string): Promise<JobRun> {
+async function crmSyncJob(ctx: SyncContext): Promise<Outcome> {
+  const run = new SyncRun(ctx, couplingSettings(ctx), 'crm-sync');
+  const { message } = await crmSync(run);
+  return { counts: run.totals(), directions: run.directions, message };
+}
+
+const matchJob = (ctx: SyncContext, request: MatchRequest): Promise<Outcome> => crmMatch(ctx, request);
+
+/** Runs a match run now with the operator's fields (POST /api/couplings/match). */
+export const runMatch = (ctx: SyncContext, request: MatchRequest) =>
+  runJob(ctx, 'crm-match', { run: (c) => matchJob(c, request), exclusive: true });
+
+/**
+ * Runs a job and records the run, also when it fails (the failure is the run's message). An exclusive job
+ * that another instance is running is refused (JOB_RUNNING) and not recorded.
+ */
+export async function runJob(ctx: SyncContext, name: string, override?: Job): Promise<JobRun> {
   if (!isJob(name)) throw notFound('Job', name);
-  const job = JOBS[name];
+  const job = override ?? JOBS[name];
   const started = ctx.clock();
-  let outcome: { counts: Record<string, number>; message: string };
+  const lease = job.exclusive ? await takeLease(ctx, name, started) : undefined;
+  let outcome: Outcome;
   let failure: unknown;
   try {
-    outcome = await job(ctx);
+    outcome = await job.run(ctx);
   } catch (error) {
+    if (error instanceof DomainError && error.code === 'COUPLING_NOT_CONFIGURED') throw error;
     failure = error;
     outcome = { counts: { failed: 1 }, message: `Failed: ${error instanceof Error ? error.message : String(error)}` };
+  } finally {
+    if (lease) await ctx.store.crmSyncState.release(name, lease);
   }
   const finished = ctx.clock();
   const run: JobRun = {
@@ -38,6 +72,15 @@ export async function runJob(ctx: SyncContext, name: string): Promise<JobRun> {
   await ctx.store.jobRuns.record(run);
   if (failure) throw failure;
   return run;
+}
+
+/** The lease lasts the run's budget and a minute more: a crashed holder blocks the job no longer than that. */
+async function takeLease(ctx: SyncContext, job: string, now: Date) {
+  const until = new Date(now.getTime() + couplingSettings(ctx).budgetMs + 60_000);
+  const lease = await ctx.store.crmSyncState.acquire(job, randomUUID(), now, until);
+  if (!lease)
+    throw new DomainError('JOB_RUNNING', `The ${job} job is already running; try again when it has finished.`);
+  return lease;
 }
 
 export const listJobRuns = (ctx: SyncContext, limit = 50): Promise<JobRun[]> =>

@@ -1,3 +1,6 @@
+import type { ConflictPolicy, DeletionPolicy } from '../domain/coupling';
+import type { Crm } from '../domain/crm';
+import type { CustomerDefaults } from '../domain/crm-mapping';
 import type { DoorbellSender } from '../domain/doorbell';
 import type { HqSettings } from '../domain/hq-rules';
 import type { Store } from '../domain/ports';
@@ -25,4 +28,21 @@ export interface SyncContext {
    */
   retentionDays: number;
   log: (message: string) => void;
+  /** Coupling with the CRM; absent when no Dataverse environment is configured. */
+  coupling?: CouplingSettings;
+}
+
+export interface CouplingSettings {
+  /** The CRM for one run, whose calls stop once `deadline` (epoch ms) has passed. */
+  crm(deadline: number): Crm;
+  conflictPolicy: ConflictPolicy;
+  deletionPolicy: DeletionPolicy;
+  /** HQ-required fields a CRM row lacks, for customers created from the CRM. */
+  defaults: CustomerDefaults;
+  /** HQ fields an uncoupled record is matched on before one is inserted, in priority order. */
+  matchFields: string[];
+  /** How long one run may take; it stops cleanly and resumes from its cursors next time. */
+  budgetMs: number;
+  /** Records synchronized at once (each makes a few CRM requests; the connector bounds those too). */
+  parallelism: number;
 }

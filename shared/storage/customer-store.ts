@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
 
 import type { AttributeChange, Changes } from '../domain/changes';
 import type { Customer } from '../domain/customer';
@@ -44,6 +44,11 @@ export class TableCustomerStore implements CustomerStore {
   async getRecord(customerKey: string): Promise<Versioned<CustomerRecord> | undefined> {
     const entity = await getOrUndefined(this.table, customerKey, RECORD_ROW);
     return entity && { value: toRecord(entity), etag: entity.etag };
+  }
+
+  async *records(): AsyncIterable<CustomerRecord> {
+    const filter = odata`RowKey eq ${RECORD_ROW}`;
+    for await (const entity of this.table.listEntities<Entity>({ queryOptions: { filter } })) yield toRecord(entity);
   }
 
   async getOperation(customerKey: string, seq: number): Promise<Versioned<Operation> | undefined> {

@@ -2,6 +2,7 @@ import type { TableServiceClientOptions } from '@azure/data-tables';
 
 import type { Store } from '../domain/ports';
 import { TableAccountIndex, TableAccountNumbers } from './accounts';
+import { TableCrmSyncState } from './crm-sync-state';
 import { TableCustomerStore } from './customer-store';
 import { TableDeadLetters } from './dead-letters';
 import { TableEmailClaims } from './email-claims';
@@ -11,6 +12,9 @@ import { TableIdempotencyKeys } from './idempotency';
 import { TableJobRunLog } from './job-runs';
 import { TableOperationIndex } from './operation-index';
 import { TablePendingIndex } from './pending-index';
+import { TableSyncErrors } from './sync-errors';
+import { TableSyncLog } from './sync-log';
+import { TableSyncRecords } from './sync-records';
 import { TABLE_NAMES, TableSet } from './tables';
 
 /**
@@ -36,6 +40,10 @@ export async function openStore(
     idempotency: new TableIdempotencyKeys(tables.get('idempotency')),
     jobRuns: new TableJobRunLog(tables.get('jobRuns')),
     deadLetters: new TableDeadLetters(tables.get('deadLetters')),
+    syncRecords: new TableSyncRecords(tables.get('syncRecords'), tables.get('crmRows')),
+    syncErrors: new TableSyncErrors(tables.get('syncErrors')),
+    syncLog: new TableSyncLog(tables.get('syncLog'), tables.batcher(TABLE_NAMES.syncLog)),
+    crmSyncState: new TableCrmSyncState(tables.get('crmSyncState')),
     ping: () => tables.ping(),
   };
 }

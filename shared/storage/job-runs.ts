@@ -20,6 +20,7 @@ export class TableJobRunLog implements JobRunLog {
       durationMs: run.durationMs,
       message: run.message,
       ...packJson('counts', run.counts),
+      ...(run.directions ? packJson('directions', run.directions) : {}),
     });
   }
 
@@ -52,6 +53,9 @@ export class TableJobRunLog implements JobRunLog {
               finishedAt: e.finishedAt as string,
               durationMs: e.durationMs as number,
               counts: unpackJson<Record<string, number>>(e, 'counts') ?? {},
+              ...(typeof e.directions === 'string'
+                ? { directions: unpackJson<Record<string, Record<string, number>>>(e, 'directions') }
+                : {}),
               message: e.message as string,
             });
           }

@@ -32,6 +32,11 @@ export const TABLE_NAMES = {
   failedOperations: 'FailedOperations',
   sequences: 'Sequences',
   deadLetters: 'DeadLetters',
+  syncRecords: 'SyncRecords',
+  crmRows: 'CrmRows',
+  syncErrors: 'SyncErrors',
+  syncLog: 'SyncLog',
+  crmSyncState: 'CrmSyncState',
 } as const;
 export type TableName = keyof typeof TABLE_NAMES;
 

@@ -31,6 +31,10 @@ describe('import boundaries', () => {
     ['functions/operation-get.ts', "import { TableClient } from '@azure/data-tables';"],
     ['functions/operation-get.ts', "import { openStore } from '../shared/storage';"],
     ['functions/operation-get.ts', "import { ServiceBusDoorbell } from '../shared/messaging/doorbell';"],
+    ['shared/coupling/sync.ts', "import { DynamicsWebApi } from 'dynamics-web-api';"],
+    ['shared/coupling/sync.ts', "import { Dataverse } from '../crm/dataverse';"],
+    ['shared/storage/sync-records.ts', "import { DefaultAzureCredential } from '@azure/identity';"],
+    ['shared/crm/dataverse.ts', "import { TableClient } from '@azure/data-tables';"],
   ])('%s may not %s', (file, code) => {
     expect(violations(file, code)).toEqual([expect.stringMatching(/^no-restricted-imports: /)]);
   });
@@ -44,6 +48,8 @@ describe('import boundaries', () => {
     ['functions/operation-get.ts', "import { app } from '@azure/functions';"],
     ['test/e2e/stack.ts', "import { TableClient } from '@azure/data-tables';"],
     ['local/host/servicebus.ts', "import { ServiceBusClient } from '@azure/service-bus';"],
+    ['shared/crm/dataverse.ts', "import { DynamicsWebApi } from 'dynamics-web-api';"],
+    ['shared/app.ts', "import { Dataverse } from './crm/dataverse';"],
   ])('%s may %s', (file, code) => {
     expect(violations(file, code)).toEqual([]);
   });

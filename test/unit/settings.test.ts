@@ -9,6 +9,7 @@ const required = {
   AUTH_ISSUER: 'https://login.microsoftonline.com/tenant/v2.0',
   AUTH_AUDIENCE: 'api://customer-sync',
   AUTH_JWKS_URI: 'https://login.microsoftonline.com/tenant/discovery/v2.0/keys',
+  CRM_SYNC_SCHEDULE: '0 */5 * * * *',
 };
 
 const problemsOf = (env: Record<string, string | undefined>) => {
@@ -31,7 +32,23 @@ describe('settings', () => {
       RETRY_MAX_ATTEMPTS: 5,
       RETRY_BASE_DELAY_SECONDS: 2,
       AUDIT_RETENTION_DAYS: 90,
+      CRM_CONFLICT_POLICY: 'None',
+      CRM_DELETION_POLICY: 'None',
+      CRM_DEFAULT_CUSTOMER_GROUP: 'Retail',
+      CRM_DEFAULT_CURRENCY: 'EUR',
+      CRM_MATCH_FIELDS: ['email'],
+      CRM_RUN_BUDGET_SECONDS: 240,
+      CRM_CONCURRENCY: 16,
+      CRM_REQUEST_TIMEOUT_SECONDS: 30,
     });
+    // Coupling is off until a Dataverse environment is named.
+    expect(parseSettings(required).DATAVERSE_URL).toBeUndefined();
+  });
+
+  it('refuses policies and match fields it does not know', () => {
+    const message = problemsOf({ ...required, CRM_CONFLICT_POLICY: 'Newest', CRM_MATCH_FIELDS: 'email,shoeSize' });
+    expect(message).toContain('CRM_CONFLICT_POLICY');
+    expect(message).toContain('CRM_MATCH_FIELDS');
   });
 
   it('lists every missing or invalid setting in one message, not just the first', () => {

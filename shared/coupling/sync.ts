@@ -1,0 +1,732 @@
+import { type AttributeChange, unflatten } from '../domain/changes';
+import {
+  agreed,
+  decide,
+  isCoupled,
+  type SyncLogDirection,
+  type SyncLogEntry,
+  type SyncRecord,
+  type SyncResult,
+} from '../domain/coupling';
+import { BudgetSpent, type Crm, CrmRefused, type CrmRow } from '../domain/crm';
+import {
+  CRM_TABLES,
+  crmSnapshot,
+  type CrmTable,
+  CUSTOMER_ACCOUNT,
+  customerFromRow,
+  hqSnapshot,
+  MAPPINGS,
+  type Snapshot,
+  tableFor,
+  toColumns,
+  toHqChanges,
+} from '../domain/crm-mapping';
+import type { Customer } from '../domain/customer';
+import { normalizeEmail } from '../domain/hq-rules';
+import { type CustomerRecord, parseOperationId } from '../domain/operation';
+import type { CrmCursor } from '../domain/ports';
+import { isWriteConflict, type Versioned } from '../domain/versioned';
+import type { CouplingSettings, SyncContext } from '../operations/context';
+import { readCustomerUpdates } from '../operations/queries';
+import { submitCreate, submitEdit } from '../operations/submit';
+import { appendLog, hash, isAlive, rowIdFor, saveRecord, withError, withSuccess } from './records';
+
+/** The channel CRM changes are submitted from (DESIGN.md §8: one pipeline). */
+export const CRM_CHANNEL = 'crm';
+
+export const COUNT_KEYS = ['inserted', 'modified', 'deleted', 'unchanged', 'skipped', 'failed', 'coupled'] as const;
+export type Counts = Record<(typeof COUNT_KEYS)[number], number>;
+const zero = (): Counts => ({ inserted: 0, modified: 0, deleted: 0, unchanged: 0, skipped: 0, failed: 0, coupled: 0 });
+
+/** What a run learned about one record, from either side. */
+interface Change {
+  /** The direction the record is counted under: ToCrm when HQ changed (or both did), else FromCrm. */
+  direction: SyncLogDirection;
+  crmRow?: CrmRow;
+  crmDeleted?: boolean;
+  /** Look again even if nothing seems changed (an open error, an operation just applied, a new coupling). */
+  recheck?: boolean;
+}
+
+/**
+ * One run of the crm-sync job: both directions, each record at most once, with bounded parallelism and the
+ * run's time budget. Nothing here is lost by a crash: cursors move only after what they cover is done, every
+ * write is conditional or idempotent, and doing a record again finds it in sync and writes nothing.
+ */
+export class SyncRun {
+  readonly directions = { ToCrm: zero(), FromCrm: zero() };
+  readonly crm: Crm;
+  readonly at: string;
+  private readonly deadline: number;
+
+  constructor(
+    readonly ctx: SyncContext,
+    readonly settings: CouplingSettings,
+    readonly job: string,
+  ) {
+    const now = ctx.clock();
+    this.at = now.toISOString();
+    this.deadline = now.getTime() + settings.budgetMs;
+    this.crm = settings.crm(this.deadline);
+  }
+
+  get spent() {
+    return Date.now() >= this.deadline;
+  }
+
+  count(direction: SyncLogDirection, key: keyof Counts) {
+    this.directions[direction][key]++;
+  }
+
+  log(direction: SyncLogDirection, result: SyncResult, detail: string, fields?: AttributeChange[]): SyncLogEntry {
+    return {
+      at: this.ctx.clock().toISOString(),
+      job: this.job,
+      run: this.at,
+      direction,
+      result,
+      detail,
+      ...(fields && fields.length > 0 ? { fields } : {}),
+    };
+  }
+
+  totals(): Counts {
+    const total = zero();
+    for (const key of COUNT_KEYS) total[key] = this.directions.ToCrm[key] + this.directions.FromCrm[key];
+    return total;
+  }
+
+  /** Runs `work` for each item, `parallelism` at a time, until done or the budget is spent. */
+  async each<T>(items: Iterable<T>, work: (item: T) => Promise<void>): Promise<boolean> {
+    const queue = [...items];
+    let complete = true;
+    const worker = async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        if (this.spent) {
+          complete = false;
+          return;
+        }
+        try {
+          await work(item);
+        } catch (error) {
+          if (error instanceof BudgetSpent) {
+            complete = false;
+            return;
+          }
+          throw error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.settings.parallelism }, worker));
+    return complete && !this.spent;
+  }
+}
+
+/**
+ * The crm-sync job (DESIGN.md §8). In order:
+ * 1. operations submitted from CRM changes earlier: applied ones release their record, failed ones are errors;
+ * 2. the CRM's changes per table, from its delta link (a full read the first time, or once the link expired);
+ * 3. HQ's changes from the customer feed, page by page;
+ * 4. records with an open error that is not skipped, tried again.
+ * A record found in several is done once, knowing both sides. The feed cursor moves after each page; the
+ * delta links only when every CRM change is done, so a run cut short by its budget repeats them next time,
+ * which finds the done ones in sync.
+ */
+export async function crmSync(run: SyncRun): Promise<{ message: string; complete: boolean }> {
+  const { ctx } = run;
+  const state = ctx.store.crmSyncState;
+  const cursor = await state.cursor();
+  const work = new Map<string, Change>();
+  const add = (key: string, change: Change) => {
+    const known = work.get(key);
+    work.set(
+      key,
+      known ? { ...known, ...change, direction: known.direction === 'ToCrm' ? 'ToCrm' : change.direction } : change,
+    );
+  };
+
+  await settleAwaiting(run, add);
+
+  const deltaLinks: CrmCursor['deltaLinks'] = {};
+  const newRows: { table: CrmTable; row: CrmRow }[] = [];
+  for (const table of CRM_TABLES) {
+    const changes = await run.crm.changes(table, cursor.deltaLinks[table]);
+    deltaLinks[table] = changes.deltaLink;
+    const firstRead = changes.full && !cursor.deltaLinks[table];
+    const seen = new Set<string>();
+    for (const row of changes.rows) {
+      seen.add(row.id);
+      const key = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
+      if (key) add(key, { direction: 'FromCrm', crmRow: row });
+      // Rows that existed before the first run are not imported: match-based coupling is for those.
+      else if (!firstRead) newRows.push({ table, row });
+    }
+    for (const id of changes.deleted) {
+      const key = await ctx.store.syncRecords.customerKeyOfRow(table, id);
+      if (key) add(key, { direction: 'FromCrm', crmDeleted: true });
+    }
+    // After an expired delta link, a coupled row missing from the full read was deleted meanwhile.
+    if (changes.full && !firstRead) {
+      for await (const record of ctx.store.syncRecords.list()) {
+        if (isCoupled(record) && record.crmTable === table && !seen.has(record.crmId)) {
+          add(record.customerKey, { direction: 'FromCrm', crmDeleted: true });
+        }
+      }
+    }
+  }
+
+  let complete = true;
+  let feed = cursor.feed;
+  for (;;) {
+    const page = await readCustomerUpdates(ctx, feed);
+    if (page.items.length === 0) {
+      feed = page.cursor;
+      break;
+    }
+    const keys = new Set(page.items.map((item) => item.asyncCustomerAccount ?? item.customerAccount));
+    const pageWork = [...keys].map((key) => {
+      const change: Change = { ...work.get(key), direction: 'ToCrm' };
+      work.delete(key);
+      return [key, change] as const;
+    });
+    if (!(await run.each(pageWork, ([key, change]) => syncCustomer(run, key, change)))) {
+      complete = false;
+      break;
+    }
+    feed = page.cursor;
+    await state.saveCursor({ ...(await state.cursor()), feed });
+  }
+
+  if (complete) await addOpenErrors(run, add);
+  complete &&= await run.each(work, ([key, change]) => syncCustomer(run, key, change));
+  complete &&= await run.each(newRows, ({ table, row }) => importRow(run, table, row));
+  if (complete) await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
+  const message = complete ? 'Completed.' : 'Stopped: the run spent its time budget; the next run resumes.';
+  return { message, complete };
+}
+
+/** Operations submitted from CRM changes: once applied, the record is synchronized again; failed, an error. */
+async function settleAwaiting(run: SyncRun, add: (key: string, change: Change) => void): Promise<void> {
+  const { ctx } = run;
+  await run.each(await ctx.store.crmSyncState.awaiting(), async (key) => {
+    const stored = await ctx.store.syncRecords.get(key);
+    const record = stored?.value;
+    const id = record?.awaiting && parseOperationId(record.awaiting);
+    if (!stored || !record || !id) return ctx.store.crmSyncState.settled(key);
+    const op = await ctx.store.customers.getOperationHead(id.customerKey, id.seq);
+    if (op?.status === 'Synced' || !op) {
+      const next = { ...record, customerAccount: op?.customerAccount ?? record.customerAccount };
+      delete next.awaiting;
+      await saveRecord(ctx, next, stored);
+      await ctx.store.crmSyncState.settled(key);
+      add(key, { direction: 'FromCrm', recheck: true });
+    } else if (op.status === 'Failed' && !record.skipped) {
+      const message = `HQ refused the change from the CRM (operation ${op.operationId}): ${op.lastError?.message ?? op.changeDescription}`;
+      const failed = withError(record, { kind: 'Failed', message, hqExists: true, crmExists: true }, run.at);
+      await saveRecord(ctx, failed, stored);
+      run.count('FromCrm', 'failed');
+      await appendLog(ctx, key, run.log('FromCrm', 'Failed', message));
+    }
+  });
+}
+
+/** Records with an open error that is not skipped: Business Central retries these every run. */
+async function addOpenErrors(run: SyncRun, add: (key: string, change: Change) => void): Promise<void> {
+  const { ctx } = run;
+  let after: string | undefined;
+  do {
+    const page = await ctx.store.syncErrors.page(undefined, 500, after);
+    for (const entry of page.items) {
+      const record = (await ctx.store.syncRecords.get(entry.customerKey))?.value;
+      const current = record?.error;
+      if (!current || current.kind !== entry.kind || current.failedOn !== entry.failedOn) {
+        await ctx.store.syncErrors.remove(entry); // left by a crash between writes
+      } else if (!record.skipped && !record.awaiting) {
+        add(entry.customerKey, { direction: 'ToCrm', recheck: true });
+      }
+    }
+    after = page.next;
+  } while (after);
+}
+
+/**
+ * Synchronizes one HQ customer with its CRM row: the coupled pair by comparing both sides with what they
+ * agreed on last time, or an uncoupled customer by matching or inserting a row. A record that changed under
+ * us (an operator acted on it meanwhile) is done again from a fresh read.
+ */
+export async function syncCustomer(run: SyncRun, customerKey: string, change: Change): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await syncOnce(run, customerKey, change);
+    } catch (error) {
+      if (isWriteConflict(error) && attempt < 2) continue;
+      if (error instanceof BudgetSpent) throw error;
+      await recordFailure(run, customerKey, change, error);
+      return;
+    }
+  }
+}
+
+async function syncOnce(run: SyncRun, customerKey: string, change: Change): Promise<void> {
+  const { ctx } = run;
+  const stored = await ctx.store.syncRecords.get(customerKey);
+  const record = stored?.value;
+  if (record?.skipped) return run.count(change.direction, 'skipped');
+  if (record?.decoupled || record?.awaiting) return;
+  const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
+  if (!isCoupled(record)) {
+    if (!isAlive(hq)) return;
+    const outcome = await matchOrInsert(run, hq, stored, { fields: run.settings.matchFields, insert: true });
+    run.count('ToCrm', outcome === 'multipleMatches' ? 'failed' : outcome === 'noMatch' ? 'unchanged' : outcome);
+    return;
+  }
+  await syncPair(run, { value: record, etag: stored!.etag }, hq, change);
+}
+
+type Coupled = SyncRecord & { crmId: string };
+
+async function syncPair(
+  run: SyncRun,
+  stored: Versioned<SyncRecord>,
+  hq: CustomerRecord | undefined,
+  change: Change,
+): Promise<void> {
+  const { ctx, settings } = run;
+  const record = stored.value as Coupled;
+  const mapping = MAPPINGS[record.crmTable];
+  // Our own write coming back through change tracking: nothing to do (no echo).
+  if (
+    change.crmRow &&
+    change.crmRow.version === record.crmVersion &&
+    !change.recheck &&
+    change.direction === 'FromCrm'
+  ) {
+    return;
+  }
+  let row = change.crmRow;
+  let crmGone = change.crmDeleted === true;
+  const baseKnown = mapping.fields.every((f) => f.field in record.base);
+  if (!row && !crmGone && (change.recheck || !baseKnown || !isAlive(hq) || !record.crmVersion)) {
+    row = await run.crm.get(record.crmTable, record.crmId);
+    crmGone = !row;
+  }
+
+  if (!isAlive(hq) || crmGone) return settleDeletion(run, stored, hq, row, change);
+
+  const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
+  // Not read: the row is as it was at the last synchronization (a write below is conditional on that).
+  const crmValues = row ? crmSnapshot(mapping, row.columns) : record.base;
+  const decision = decide(mapping, record.base, hqValues, crmValues, settings.conflictPolicy);
+  if (decision.kind === 'conflict') {
+    const message = `Modified in both apps: ${decision.differences.map((d) => d.field).join(', ')} differ.`;
+    const next = withError(
+      record,
+      { kind: 'ModifiedInBoth', message, hqExists: true, crmExists: true, differences: decision.differences },
+      run.at,
+    );
+    await saveRecord(ctx, next, stored);
+    run.count('ToCrm', 'failed');
+    await appendLog(ctx, record.customerKey, run.log('ToCrm', 'Conflict', message));
+    return;
+  }
+
+  const logs = [];
+  let version = row?.version ?? record.crmVersion!;
+  if (decision.toCrm.length > 0) {
+    const values = Object.fromEntries(decision.toCrm.map((c) => [c.name, c.newValue]));
+    try {
+      version = (await run.crm.update(record.crmTable, record.crmId, version, toColumns(mapping, values))).version;
+    } catch (error) {
+      // The row changed since it was read (or since the last run): synchronize again knowing its new values.
+      if (isWriteConflict(error) && !change.recheck) {
+        return syncPair(run, stored, hq, { ...change, crmRow: undefined, recheck: true });
+      }
+      throw error;
+    }
+    const detail = decision.resolved
+      ? `Written to the CRM (conflict policy ${decision.resolved}).`
+      : 'Written to the CRM.';
+    logs.push(run.log('ToCrm', 'Modified', detail, decision.toCrm));
+    run.count('ToCrm', 'modified');
+  }
+  let awaiting: string | undefined;
+  if (decision.toHq.length > 0) {
+    const changes = Object.fromEntries(decision.toHq.map((c) => [c.name, c.newValue]));
+    awaiting = await submitFromCrm(run, hq, record.crmId, version, changes);
+    const detail = `Submitted to HQ as operation ${awaiting}${decision.resolved ? ` (conflict policy ${decision.resolved})` : ''}.`;
+    logs.push(run.log('FromCrm', 'Modified', detail, decision.toHq));
+    run.count('FromCrm', 'modified');
+  }
+  if (logs.length === 0) run.count(change.direction, 'unchanged');
+  const next: SyncRecord = {
+    ...withSuccess(record, run.at),
+    base: decision.base,
+    crmVersion: version,
+    hqVersion: hq.version,
+    customerAccount: hq.customerAccount,
+    ...(awaiting ? { awaiting } : {}),
+  };
+  if (awaiting) await ctx.store.crmSyncState.await(record.customerKey);
+  await saveRecord(ctx, next, stored);
+  await appendLog(ctx, record.customerKey, ...logs);
+}
+
+/**
+ * An edit of HQ carrying CRM values, from the channel `crm`. Its Idempotency-Key is the row and version it
+ * came from, so the same CRM change submitted again (a run repeated after a crash) is accepted once.
+ */
+async function submitFromCrm(
+  run: SyncRun,
+  hq: CustomerRecord,
+  crmId: string,
+  version: string,
+  changes: Snapshot,
+): Promise<string> {
+  const accepted = await submitEdit(run.ctx, {
+    channel: CRM_CHANNEL,
+    account: hq.customerKey,
+    patch: unflatten(changes) as Parameters<typeof submitEdit>[1]['patch'],
+    by: run.job,
+    idempotency: { key: `${crmId}@${version}`, requestHash: hash(changes) },
+  });
+  return accepted.operationId;
+}
+
+/** One side deleted (DESIGN.md §8): an error, unless the deletion policy decides. */
+async function settleDeletion(
+  run: SyncRun,
+  stored: Versioned<SyncRecord>,
+  hq: CustomerRecord | undefined,
+  row: CrmRow | undefined,
+  change: Change,
+): Promise<void> {
+  const { ctx, settings } = run;
+  const record = stored.value as Coupled;
+  const hqExists = isAlive(hq);
+  const crmExists = row !== undefined;
+  const direction: SyncLogDirection = hqExists ? 'FromCrm' : 'ToCrm';
+  if (!hqExists && !crmExists) {
+    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    run.count(direction, 'deleted');
+    await appendLog(
+      ctx,
+      record.customerKey,
+      run.log(direction, 'Uncoupled', 'Deleted in both apps; coupling removed.'),
+    );
+    return;
+  }
+  const where = hqExists ? 'the CRM' : 'HQ';
+  const policy = settings.deletionPolicy;
+  if (policy === 'RemoveCoupling') {
+    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    run.count(direction, 'deleted');
+    const detail = `Deleted in ${where}; coupling removed (deletion policy RemoveCoupling).`;
+    await appendLog(ctx, record.customerKey, run.log(direction, 'Uncoupled', detail));
+    return;
+  }
+  if (policy === 'Restore' && hqExists) {
+    const mapping = MAPPINGS[record.crmTable];
+    const values = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
+    const { row: created } = await createRow(run, record.crmTable, record.crmId, toColumns(mapping, values));
+    await saveRecord(ctx, { ...withSuccess(record, run.at), base: values, crmVersion: created.version }, stored);
+    run.count('ToCrm', 'inserted');
+    const detail = 'Deleted in the CRM; restored from HQ (deletion policy Restore).';
+    await appendLog(ctx, record.customerKey, run.log('ToCrm', 'Inserted', detail));
+    return;
+  }
+  if (policy === 'Delete' && !hqExists && row) {
+    await run.crm.remove(record.crmTable, record.crmId, row.version);
+    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    run.count('ToCrm', 'deleted');
+    await appendLog(
+      ctx,
+      record.customerKey,
+      run.log('ToCrm', 'Deleted', 'Deleted in HQ; deleted in the CRM (deletion policy Delete).'),
+    );
+    return;
+  }
+  // Policies that need HQ to act (restore or delete the HQ customer) go through the pipeline in the repair
+  // actions; here, as with policy None, the case is an error for an operator.
+  const kind = hqExists ? 'DeletedInCrm' : 'DeletedInHq';
+  const message = `The ${hqExists ? 'CRM row' : 'HQ customer'} was deleted; the ${hqExists ? 'HQ customer' : 'CRM row'} still exists.`;
+  await saveRecord(ctx, withError(record, { kind, message, hqExists, crmExists }, run.at), stored);
+  run.count(change.direction === 'ToCrm' && !hqExists ? 'ToCrm' : direction, 'failed');
+  await appendLog(ctx, record.customerKey, run.log(direction, 'Failed', message));
+}
+
+/**
+ * Creates a row with a known id. If a row has it, that is our own earlier attempt (its answer lost, or the
+ * process died before recording it), possibly edited in the CRM since: it is returned as found.
+ */
+async function createRow(
+  run: SyncRun,
+  table: CrmTable,
+  id: string,
+  columns: Record<string, unknown>,
+): Promise<{ row: CrmRow; created: boolean }> {
+  try {
+    return { row: await run.crm.create(table, id, columns), created: true };
+  } catch (error) {
+    if (!isWriteConflict(error)) throw error;
+    const existing = await run.crm.get(table, id);
+    if (!existing) throw error;
+    return { row: existing, created: false };
+  }
+}
+
+export type MatchOutcome = 'coupled' | 'multipleMatches' | 'inserted' | 'noMatch';
+
+/**
+ * An HQ customer not coupled yet: matched on the match fields first (DESIGN.md §8): one match couples, several
+ * is a MultipleMatches error, none inserts a row with the customer's deterministic id (if `insert`).
+ */
+export async function matchOrInsert(
+  run: SyncRun,
+  hq: CustomerRecord & { customer: Customer },
+  stored: Versioned<SyncRecord> | undefined,
+  options: { fields: string[]; insert: boolean },
+): Promise<MatchOutcome> {
+  const { ctx } = run;
+  const table = tableFor(hq.customer.customerType);
+  const mapping = MAPPINGS[table];
+  const values = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
+  const record: SyncRecord = {
+    ...(stored?.value ?? { customerKey: hq.customerKey, base: {}, repeats: 0, skipped: false }),
+    crmTable: table,
+    customerAccount: hq.customerAccount,
+    asyncCustomerAccount: hq.asyncCustomerAccount,
+  };
+  const id = rowIdFor(hq.customerKey);
+  const matches = (await findMatches(run, table, values, options.fields)).filter((r) => r.id !== id);
+  if (matches.length > 1) {
+    const ids = matches.map((m) => m.id).join(', ');
+    const message = `Matches ${matches.length} CRM ${table} rows on ${options.fields.join(', ')}: ${ids}.`;
+    const error = { kind: 'MultipleMatches' as const, message, hqExists: true, crmExists: true, crmId: matches[0]!.id };
+    await saveRecord(ctx, withError(record, error, run.at), stored);
+    await appendLog(ctx, hq.customerKey, run.log('ToCrm', 'Failed', message));
+    return 'multipleMatches';
+  }
+  if (matches.length === 1) {
+    await couple(run, record, stored, matches[0]!, `Coupled by matching on ${options.fields.join(', ')}:`);
+    return 'coupled';
+  }
+  if (!options.insert) return 'noMatch';
+  await ctx.store.syncRecords.linkRow(table, id, hq.customerKey);
+  const { row, created } = await createRow(run, table, id, toColumns(mapping, values));
+  if (!created) {
+    await couple(run, record, stored, row, 'Coupled with the row an earlier attempt created:');
+    return 'coupled';
+  }
+  const next: SyncRecord = {
+    ...withSuccess(record, run.at),
+    crmId: row.id,
+    coupledAt: run.at,
+    base: { ...values, ...crmSnapshot(mapping, row.columns) },
+    crmVersion: row.version,
+    hqVersion: hq.version,
+  };
+  await saveRecord(ctx, next, stored);
+  const fields = mapping.fields
+    .filter((f) => f.direction !== 'FromCrm' && values[f.field] !== null)
+    .map((f) => ({ name: f.field, oldValue: null, newValue: values[f.field]! }));
+  await appendLog(
+    ctx,
+    hq.customerKey,
+    run.log('ToCrm', 'Inserted', `Inserted into CRM ${table} as ${row.id}.`, fields),
+  );
+  return 'inserted';
+}
+
+/**
+ * Couples a record with a row and synchronizes the pair at once. Only the values both already agree on count
+ * as synchronized, so any other difference is a conflict for an operator (or the conflict policy) to settle,
+ * never one side silently overwriting the other.
+ */
+export async function couple(
+  run: SyncRun,
+  record: SyncRecord,
+  stored: Versioned<SyncRecord> | undefined,
+  row: CrmRow,
+  detail: string,
+): Promise<void> {
+  const { ctx } = run;
+  const mapping = MAPPINGS[record.crmTable];
+  const hq = (await ctx.store.customers.getRecord(record.customerKey))?.value;
+  if (!isAlive(hq)) return;
+  await ctx.store.syncRecords.linkRow(record.crmTable, row.id, record.customerKey);
+  const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
+  const coupled: SyncRecord = {
+    ...withSuccess(record, run.at),
+    crmId: row.id,
+    coupledAt: run.at,
+    base: agreed(hqValues, crmSnapshot(mapping, row.columns)),
+    crmVersion: row.version,
+  };
+  delete coupled.decoupled;
+  const etag = await saveRecord(ctx, coupled, stored);
+  await appendLog(
+    ctx,
+    record.customerKey,
+    run.log('ToCrm', 'Coupled', `${detail} CRM ${record.crmTable} row ${row.id}.`),
+  );
+  await syncPair(run, { value: coupled, etag }, hq, { direction: 'ToCrm', crmRow: row, recheck: true });
+}
+
+/**
+ * Rows that match on the match fields in priority order (the first field, narrowed by the next while several
+ * match), leaving out rows coupled with another customer.
+ */
+export async function findMatches(
+  run: SyncRun,
+  table: CrmTable,
+  values: Snapshot,
+  fields: string[],
+): Promise<CrmRow[]> {
+  const mapping = MAPPINGS[table];
+  const criteria: Record<string, string> = {};
+  let rows: CrmRow[] = [];
+  for (const field of fields) {
+    const column = mapping.fields.find((f) => f.field === field)?.column;
+    const value = values[field];
+    if (!column || value === null || value === undefined) continue;
+    criteria[column] = String(value);
+    rows = await free(run, table, await run.crm.find(table, criteria, 10));
+    if (rows.length <= 1) break;
+  }
+  return rows;
+}
+
+async function free(run: SyncRun, table: CrmTable, rows: CrmRow[]): Promise<CrmRow[]> {
+  const out: CrmRow[] = [];
+  for (const row of rows) {
+    const key = await run.ctx.store.syncRecords.customerKeyOfRow(table, row.id);
+    const owner = key ? (await run.ctx.store.syncRecords.get(key))?.value : undefined;
+    if (!isCoupled(owner) || owner.crmId !== row.id) out.push(row);
+  }
+  return out;
+}
+
+/**
+ * A row created in the CRM (not coupled): a row the sync created for an HQ customer (it carries the customer
+ * account) or one whose email belongs to an uncoupled HQ customer is coupled with that customer; any other
+ * becomes an HQ create from the channel `crm`, whose Idempotency-Key is the row id, so it is created once.
+ */
+async function importRow(run: SyncRun, table: CrmTable, row: CrmRow): Promise<void> {
+  const { ctx } = run;
+  try {
+    const owner = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
+    if (owner) return; // an insert from HQ in progress, or a coupling removed: not imported
+    const mapping = MAPPINGS[table];
+    const values = crmSnapshot(mapping, row.columns);
+    const candidate = await hqCandidate(run, values);
+    if (candidate) {
+      const stored = await ctx.store.syncRecords.get(candidate.customerKey);
+      if (!stored || (!isCoupled(stored.value) && !stored.value.decoupled)) {
+        const record: SyncRecord = stored?.value ?? {
+          customerKey: candidate.customerKey,
+          customerAccount: candidate.customerAccount,
+          asyncCustomerAccount: candidate.asyncCustomerAccount,
+          crmTable: table,
+          base: {},
+          repeats: 0,
+          skipped: false,
+        };
+        const by = values[CUSTOMER_ACCOUNT] ? 'customer account' : 'email';
+        await couple(
+          run,
+          { ...record, crmTable: table },
+          stored,
+          row,
+          `Coupled with the HQ customer of the same ${by}:`,
+        );
+        run.count('FromCrm', 'coupled');
+        return;
+      }
+    }
+    const customer = customerFromRow(mapping, row.columns, run.settings.defaults);
+    const accepted = await submitCreate(ctx, {
+      channel: CRM_CHANNEL,
+      customer: unflatten(customer) as Customer,
+      by: run.job,
+      idempotency: { key: row.id, requestHash: hash(row.id) },
+    });
+    const customerKey = accepted.asyncCustomerAccount!;
+    await ctx.store.syncRecords.linkRow(table, row.id, customerKey);
+    await ctx.store.crmSyncState.await(customerKey);
+    const stored = await ctx.store.syncRecords.get(customerKey);
+    if (stored?.value.crmId === row.id) return; // done by an earlier attempt
+    const record: SyncRecord = {
+      customerKey,
+      asyncCustomerAccount: customerKey,
+      crmTable: table,
+      crmId: row.id,
+      coupledAt: run.at,
+      base: { ...values, ...toHqChanges(mapping, values) },
+      crmVersion: row.version,
+      awaiting: accepted.operationId,
+      repeats: 0,
+      skipped: false,
+    };
+    await saveRecord(ctx, withSuccess(record, run.at), stored);
+    run.count('FromCrm', 'inserted');
+    const fields = Object.entries(customer).map(([name, newValue]) => ({ name, oldValue: null, newValue }));
+
+    const detail = `Created in HQ from CRM ${table} row ${row.id} as operation ${accepted.operationId}.`;
+    await appendLog(ctx, customerKey, run.log('FromCrm', 'Inserted', detail, fields));
+  } catch (error) {
+    if (error instanceof BudgetSpent) throw error;
+    run.count('FromCrm', 'failed');
+    ctx.log(`Importing CRM ${table} row ${row.id} failed: ${error instanceof Error ? error.message : String(error)}`);
+    throw error;
+  }
+}
+
+/** The HQ customer a new CRM row stands for: by the customer account it carries, else by its email. */
+async function hqCandidate(run: SyncRun, values: Snapshot): Promise<CustomerRecord | undefined> {
+  const { store } = run.ctx;
+  const account = values[CUSTOMER_ACCOUNT];
+  if (typeof account === 'string') {
+    const key = await store.accounts.customerKeyOf(account);
+    const record = key && (await store.customers.getRecord(key))?.value;
+    if (record && record.customerAccount === account && isAlive(record)) return record;
+  }
+  if (typeof values.email === 'string') {
+    const claim = await store.emailClaims.get(normalizeEmail(values.email));
+    const record = claim && (await store.customers.getRecord(claim.customerKey))?.value;
+    if (record && isAlive(record) && normalizeEmail(record.customer.email) === normalizeEmail(values.email))
+      return record;
+  }
+  return undefined;
+}
+
+/**
+ * A failure that is not a finding about the record (the CRM refused a value, or kept failing): a `Failed` sync
+ * error, so the record is tried again next run and an operator sees why. Only a refusal can repeat into
+ * `skipped`; an outage does not.
+ */
+async function recordFailure(run: SyncRun, customerKey: string, change: Change, error: unknown): Promise<void> {
+  const { ctx } = run;
+  const message = error instanceof Error ? error.message : String(error);
+  ctx.log(`Synchronizing ${customerKey} failed: ${message}`);
+  run.count(change.direction, 'failed');
+  const stored = await ctx.store.syncRecords.get(customerKey);
+  const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
+  const record: SyncRecord = stored?.value ?? {
+    customerKey,
+    customerAccount: hq?.customerAccount,
+    asyncCustomerAccount: hq?.asyncCustomerAccount,
+    crmTable: tableFor(hq?.customer?.customerType ?? 'Person'),
+    base: {},
+    repeats: 0,
+    skipped: false,
+  };
+  const failed = withError(
+    record,
+    { kind: 'Failed', message, hqExists: isAlive(hq), crmExists: Boolean(record.crmId) },
+    run.at,
+    !(error instanceof CrmRefused),
+  );
+  await saveRecord(ctx, failed, stored).catch(() => undefined); // the next run tries the record again anyway
+  await appendLog(ctx, customerKey, run.log(change.direction, 'Failed', message)).catch(() => undefined);
+}

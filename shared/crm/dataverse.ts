@@ -1,0 +1,251 @@
+import { ClientSecretCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import { DynamicsWebApi, type RequestError } from 'dynamics-web-api';
+
+import { BudgetSpent, type Crm, type CrmChanges, CrmRefused, type CrmRow } from '../domain/crm';
+import { type CrmTable, MAPPINGS, selectedColumns } from '../domain/crm-mapping';
+import { WriteConflict } from '../domain/versioned';
+
+/**
+ * The CRM port over the Dataverse Web API, through `dynamics-web-api` (the maintained client): the same code
+ * path against a real environment and the development Dataverse. The only place that imports it.
+ *
+ * Dataverse's service protection allows 6,000 requests and 1,200 s of execution per 5 minutes per user and 52
+ * concurrent requests, and answers 429 with Retry-After. So every call waits for one of `concurrency` slots,
+ * a 429 waits as long as Retry-After says (holding its slot, so the whole run backs off), and a transient
+ * failure (5xx, timeout, reset) is tried again with backoff. Every write is conditional, which makes a retry
+ * safe: a create whose answer was lost finds its row on the retry (412), an update or delete whose answer was
+ * lost meets its own version change (412), and the use case reads the row to tell which happened.
+ */
+export interface DataverseOptions {
+  /** The environment's URL, e.g. https://contoso.crm4.dynamics.com (the Web API is under api/data/v9.2/). */
+  url: string;
+  /** A fixed bearer token (the development Dataverse accepts any); otherwise `credential` is used. */
+  token?: string;
+  credential?: TokenCredential;
+  concurrency: number;
+  timeoutMs: number;
+  log: (message: string) => void;
+}
+
+/** A credential from settings: a client secret when given, else the app's managed identity. */
+export function dataverseCredential(s: { tenantId?: string; clientId?: string; clientSecret?: string }) {
+  if (s.tenantId && s.clientId && s.clientSecret)
+    return new ClientSecretCredential(s.tenantId, s.clientId, s.clientSecret);
+  return new ManagedIdentityCredential(s.clientId ? { clientId: s.clientId } : {});
+}
+
+const TRANSIENT_ATTEMPTS = 4;
+const MAX_PAGE = 5000;
+/** Dataverse's error code for a change tracking token that has expired. */
+const EXPIRED_TOKEN = '0x80044352';
+
+/** Bounds how many requests are in flight, shared by every run of the process. */
+class Slots {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.active >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
+
+export class Dataverse {
+  private readonly api: DynamicsWebApi;
+  private readonly slots: Slots;
+
+  constructor(private readonly options: DataverseOptions) {
+    const scope = `${new URL(options.url).origin}/.default`;
+    this.api = new DynamicsWebApi({
+      serverUrl: options.url,
+      dataApi: { version: '9.2' },
+      timeout: options.timeoutMs,
+      // Errors as errors: the library otherwise turns a 412 on a conditional write into `false`.
+      propagateErrors: true,
+      onTokenRefresh: async () => {
+        if (options.token) return options.token;
+        const token = await options.credential!.getToken(scope);
+        if (!token) throw new Error(`No token for ${scope} from the configured credential.`);
+        return token.token;
+      },
+    });
+    this.slots = new Slots(options.concurrency);
+  }
+
+  /** The port for one run: its calls stop with BudgetSpent once `deadline` (epoch ms) has passed. */
+  session(deadline: number): Crm {
+    return new DataverseSession(this.api, this.slots, deadline, this.options.log);
+  }
+}
+
+const statusOf = (error: unknown) => (error as RequestError | undefined)?.status;
+const codeOf = (error: unknown) => (error as RequestError | undefined)?.code;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class DataverseSession implements Crm {
+  constructor(
+    private readonly api: DynamicsWebApi,
+    private readonly slots: Slots,
+    private readonly deadline: number,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  async changes(table: CrmTable, deltaLink?: string): Promise<CrmChanges> {
+    if (deltaLink) {
+      try {
+        return await this.readAll(table, { full: false, link: deltaLink });
+      } catch (error) {
+        if (codeOf(error) !== EXPIRED_TOKEN && statusOf(error) !== 410) throw error;
+        this.log(`Change tracking token of ${table} expired: reading every row to reconcile.`);
+      }
+    }
+    return this.readAll(table, { full: true });
+  }
+
+  private async readAll(table: CrmTable, from: { full: boolean; link?: string }): Promise<CrmChanges> {
+    const mapping = MAPPINGS[table];
+    const changes: CrmChanges = { rows: [], deleted: [], deltaLink: '', full: from.full };
+    const request = {
+      collection: table,
+      select: [...selectedColumns(mapping), 'versionnumber'],
+      maxPageSize: MAX_PAGE,
+      trackChanges: true,
+    };
+    let link = from.link;
+    for (;;) {
+      const page = await this.call(() => this.api.retrieveMultiple<Record<string, unknown>>(request, link));
+      for (const item of page.value) {
+        const context = item['@odata.context'];
+        if (typeof context === 'string' && context.endsWith('$deletedEntity')) changes.deleted.push(String(item.id));
+        else changes.rows.push(toRow(table, item));
+      }
+      if (page.oDataNextLink) link = page.oDataNextLink;
+      else {
+        changes.deltaLink = page.oDataDeltaLink ?? '';
+        return changes;
+      }
+    }
+  }
+
+  async get(table: CrmTable, id: string): Promise<CrmRow | undefined> {
+    const select = [...selectedColumns(MAPPINGS[table]), 'versionnumber'];
+    try {
+      const row = await this.call(() =>
+        this.api.retrieve<Record<string, unknown>>({ collection: table, key: id, select }),
+      );
+      return toRow(table, row);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async find(table: CrmTable, values: Record<string, string>, top: number): Promise<CrmRow[]> {
+    const mapping = MAPPINGS[table];
+    // OData string literals escape a quote by doubling it: user data never ends a literal early.
+    const filter = Object.entries(values)
+      .map(([column, value]) => `${column} eq '${value.replaceAll("'", "''")}'`)
+      .join(' and ');
+    const select = [...selectedColumns(mapping), 'versionnumber'];
+    const page = await this.call(() =>
+      this.api.retrieveMultiple<Record<string, unknown>>({ collection: table, select, filter, top }),
+    );
+    return page.value.map((row) => toRow(table, row));
+  }
+
+  async create(table: CrmTable, id: string, columns: Record<string, unknown>): Promise<CrmRow> {
+    // An upsert that may only insert (If-None-Match: *): a retry after a lost answer gets 412, not a second row.
+    return this.write(table, 'exists', () =>
+      this.api.upsert<Record<string, unknown>>({
+        collection: table,
+        key: id,
+        data: { ...columns },
+        ifnonematch: '*',
+        returnRepresentation: true,
+        select: [...selectedColumns(MAPPINGS[table]), 'versionnumber'],
+      }),
+    );
+  }
+
+  async update(table: CrmTable, id: string, version: string, columns: Record<string, unknown>): Promise<CrmRow> {
+    return this.write(table, 'changed', () =>
+      this.api.update<Record<string, unknown>>({
+        collection: table,
+        key: id,
+        data: { ...columns },
+        ifmatch: `W/"${version}"`,
+        returnRepresentation: true,
+        select: [...selectedColumns(MAPPINGS[table]), 'versionnumber'],
+      }),
+    );
+  }
+
+  async remove(table: CrmTable, id: string, version?: string): Promise<void> {
+    try {
+      await this.call(() =>
+        this.api.deleteRecord({ collection: table, key: id, ...(version ? { ifmatch: `W/"${version}"` } : {}) }),
+      );
+    } catch (error) {
+      if (statusOf(error) === 404) return;
+      if (statusOf(error) === 412) throw new WriteConflict('changed');
+      throw error;
+    }
+  }
+
+  /** A conditional write; its failed condition (412), or a row gone (404), is a WriteConflict. */
+  private async write(
+    table: CrmTable,
+    conflict: 'exists' | 'changed',
+    request: () => Promise<Record<string, unknown>>,
+  ): Promise<CrmRow> {
+    try {
+      return toRow(table, await this.call(request));
+    } catch (error) {
+      if (statusOf(error) === 412 || statusOf(error) === 404) throw new WriteConflict(conflict);
+      throw error;
+    }
+  }
+
+  /**
+   * One request with the service protection rules: a slot, Retry-After on 429, backoff on transient failures,
+   * and the run's deadline. 4xx answers other than 404, 412 and 429 mean the CRM refused the request.
+   */
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    return this.slots.run(async () => {
+      for (let attempt = 1; ; attempt++) {
+        if (Date.now() >= this.deadline) throw new BudgetSpent();
+        try {
+          return await request();
+        } catch (error) {
+          const status = statusOf(error);
+          let waitMs: number;
+          if (status === 429) {
+            const retryAfter = Number((error as RequestError).headers?.['retry-after']);
+            waitMs = (Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 5) * 1000;
+          } else if (status === undefined || status >= 500) {
+            if (attempt >= TRANSIENT_ATTEMPTS) throw error;
+            waitMs = 250 * 2 ** attempt;
+          } else if (status === 404 || status === 412) {
+            throw error;
+          } else {
+            throw new CrmRefused(`Dataverse refused the request (${status}): ${(error as Error).message}`);
+          }
+          if (Date.now() + waitMs >= this.deadline) throw new BudgetSpent();
+          await sleep(waitMs);
+        }
+      }
+    });
+  }
+}
+
+function toRow(table: CrmTable, row: Record<string, unknown>): CrmRow {
+  const id = row[MAPPINGS[table].idColumn];
+  return { id: String(id).toLowerCase(), version: String(row.versionnumber), columns: row };
+}
