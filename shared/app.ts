@@ -1,4 +1,4 @@
-import { type Settings,settings } from './config';
+import { type Settings, settings } from './config';
 import { Dataverse, dataverseCredential } from './crm/dataverse';
 import type { DoorbellSender } from './domain/doorbell';
 import { TokenVerifier } from './http/auth';
