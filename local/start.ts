@@ -8,12 +8,14 @@ import { stopChild } from './processes';
 import { projectRoot } from './root';
 
 /**
- * `npm start`: Azurite (Table Storage, persisted in .local/azurite), the development Service Bus broker and
- * the local Functions host, each in its own process, on the ports local.settings.json expects.
- * Ctrl-C stops them in reverse order.
+ * `npm start`: Azurite (Table Storage, persisted in .local/azurite), the development Service Bus broker, the
+ * development Dataverse (the coupled CRM, persisted in .local/dataverse.json) and the local Functions host, each
+ * in its own process, on the ports local.settings.json expects. Ctrl-C stops them in reverse order.
  */
 const root = projectRoot();
-const PORTS = { storage: 10002, broker: 5672, host: 7071 };
+const PORTS = { storage: 10002, broker: 5672, dataverse: 7072, host: 7071 };
+/** Dataverse's own service protection limit (requests per user per sliding 5 minutes), so throttling shows locally. */
+const DATAVERSE_RATE_LIMIT = { maxRequests: 6000, windowMs: 300_000 };
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -49,6 +51,25 @@ async function main(): Promise<void> {
     stops.push(() => stopChild(broker, { name: 'broker' }));
     await waitForPort(PORTS.broker);
 
+    const dataverseFile = inMemory ? undefined : join(root, '.local', 'dataverse.json');
+    const dataverse = run(
+      'dataverse',
+      'dist/local/dataverse/main.js',
+      [
+        '--port',
+        String(PORTS.dataverse),
+        ...(dataverseFile ? ['--data', dataverseFile] : []),
+        '--max-requests',
+        String(DATAVERSE_RATE_LIMIT.maxRequests),
+        '--window-ms',
+        String(DATAVERSE_RATE_LIMIT.windowMs),
+      ],
+      unexpected('dataverse'),
+    );
+    // SIGTERM lets it save its snapshot before it exits.
+    stops.push(() => stopChild(dataverse, { name: 'development Dataverse' }));
+    await waitForPort(PORTS.dataverse);
+
     const host = run(
       'host',
       'dist/local/host/main.js',
@@ -63,6 +84,7 @@ async function main(): Promise<void> {
     console.log(`
 Customer Sync is running (healthy after ${seconds} s)
   API          ${baseUrl}   (try: curl ${baseUrl}/health)
+  Dataverse    http://localhost:${PORTS.dataverse}/api/data/v9.2/   (development; any bearer token)
   Tokens       npm run --silent token -- Channel --channel web
                npm run --silent token -- Sync.Reader | Sync.Operator
   Examples     api.http
@@ -87,7 +109,7 @@ function run(name: string, script: string, args: string[], onExit: (why: string)
   return child;
 }
 
-const log = (name: string, line: string) => console.log(`[${name.padEnd(7)}] ${line}`);
+const log = (name: string, line: string) => console.log(`[${name.padEnd(9)}] ${line}`);
 
 function assertFree(name: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
