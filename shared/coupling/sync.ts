@@ -58,6 +58,8 @@ export class SyncRun {
   readonly directions = { ToCrm: zero(), FromCrm: zero() };
   readonly crm: Crm;
   readonly at: string;
+  /** Set when something failed that only the CRM's changes can bring back: the delta links must not move on. */
+  incomplete = false;
   private readonly deadline: number;
 
   constructor(
@@ -126,9 +128,9 @@ export class SyncRun {
 /**
  * The crm-sync job (DESIGN.md §8). In order:
  * 1. operations submitted from CRM changes earlier: applied ones release their record, failed ones are errors;
- * 2. the CRM's changes per table, from its delta link (a full read the first time, or once the link expired);
- * 3. HQ's changes from the customer feed, page by page;
- * 4. records with an open error that is not skipped, tried again.
+ * 2. records with an open error that is not skipped, to be tried again;
+ * 3. the CRM's changes per table, from its delta link (a full read the first time, or once the link expired);
+ * 4. HQ's changes from the customer feed, page by page.
  * A record found in several is done once, knowing both sides. The feed cursor moves after each page; the
  * delta links only when every CRM change is done, so a run cut short by its budget repeats them next time,
  * which finds the done ones in sync.
@@ -147,6 +149,7 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
   };
 
   await settleAwaiting(run, add);
+  await addOpenErrors(run, add);
 
   const deltaLinks: CrmCursor['deltaLinks'] = {};
   const newRows: { table: CrmTable; row: CrmRow }[] = [];
@@ -198,10 +201,10 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     await state.saveCursor({ ...(await state.cursor()), feed });
   }
 
-  if (complete) await addOpenErrors(run, add);
   complete &&= await run.each(work, ([key, change]) => syncCustomer(run, key, change));
   complete &&= await run.each(newRows, ({ table, row }) => importRow(run, table, row));
-  if (complete) await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
+  if (complete && !run.incomplete)
+    await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
   const message = complete ? 'Completed.' : 'Stopped: the run spent its time budget; the next run resumes.';
   return { message, complete };
 }
@@ -613,73 +616,80 @@ async function free(run: SyncRun, table: CrmTable, rows: CrmRow[]): Promise<CrmR
  * becomes an HQ create from the channel `crm`, whose Idempotency-Key is the row id, so it is created once.
  */
 async function importRow(run: SyncRun, table: CrmTable, row: CrmRow): Promise<void> {
-  const { ctx } = run;
-  try {
-    const owner = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
-    if (owner) return; // an insert from HQ in progress, or a coupling removed: not imported
-    const mapping = MAPPINGS[table];
-    const values = crmSnapshot(mapping, row.columns);
-    const candidate = await hqCandidate(run, values);
-    if (candidate) {
-      const stored = await ctx.store.syncRecords.get(candidate.customerKey);
-      if (!stored || (!isCoupled(stored.value) && !stored.value.decoupled)) {
-        const record: SyncRecord = stored?.value ?? {
-          customerKey: candidate.customerKey,
-          customerAccount: candidate.customerAccount,
-          asyncCustomerAccount: candidate.asyncCustomerAccount,
-          crmTable: table,
-          base: {},
-          repeats: 0,
-          skipped: false,
-        };
-        const by = values[CUSTOMER_ACCOUNT] ? 'customer account' : 'email';
-        await couple(
-          run,
-          { ...record, crmTable: table },
-          stored,
-          row,
-          `Coupled with the HQ customer of the same ${by}:`,
-        );
-        run.count('FromCrm', 'coupled');
-        return;
-      }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await importOnce(run, table, row);
+    } catch (error) {
+      if (isWriteConflict(error) && attempt < 2) continue; // another row was coupled with the customer meanwhile
+      if (error instanceof BudgetSpent) throw error;
+      // Nothing to hang an error on yet: the delta link stays where it was, so the row comes again next run.
+      run.count('FromCrm', 'failed');
+      run.incomplete = true;
+      run.ctx.log(
+        `Importing CRM ${table} row ${row.id} failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+      return;
     }
-    const customer = customerFromRow(mapping, row.columns, run.settings.defaults);
-    const accepted = await submitCreate(ctx, {
-      channel: CRM_CHANNEL,
-      customer: unflatten(customer) as Customer,
-      by: run.job,
-      idempotency: { key: row.id, requestHash: hash(row.id) },
-    });
-    const customerKey = accepted.asyncCustomerAccount!;
-    await ctx.store.syncRecords.linkRow(table, row.id, customerKey);
-    await ctx.store.crmSyncState.await(customerKey);
-    const stored = await ctx.store.syncRecords.get(customerKey);
-    if (stored?.value.crmId === row.id) return; // done by an earlier attempt
-    const record: SyncRecord = {
-      customerKey,
-      asyncCustomerAccount: customerKey,
-      crmTable: table,
-      crmId: row.id,
-      coupledAt: run.at,
-      base: { ...values, ...toHqChanges(mapping, values) },
-      crmVersion: row.version,
-      awaiting: accepted.operationId,
-      repeats: 0,
-      skipped: false,
-    };
-    await saveRecord(ctx, withSuccess(record, run.at), stored);
-    run.count('FromCrm', 'inserted');
-    const fields = Object.entries(customer).map(([name, newValue]) => ({ name, oldValue: null, newValue }));
-
-    const detail = `Created in HQ from CRM ${table} row ${row.id} as operation ${accepted.operationId}.`;
-    await appendLog(ctx, customerKey, run.log('FromCrm', 'Inserted', detail, fields));
-  } catch (error) {
-    if (error instanceof BudgetSpent) throw error;
-    run.count('FromCrm', 'failed');
-    ctx.log(`Importing CRM ${table} row ${row.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-    throw error;
   }
+}
+
+async function importOnce(run: SyncRun, table: CrmTable, row: CrmRow): Promise<void> {
+  const { ctx } = run;
+  const owner = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
+  if (owner) return; // an insert from HQ in progress, or a coupling removed: not imported
+  const mapping = MAPPINGS[table];
+  const values = crmSnapshot(mapping, row.columns);
+  const candidate = await hqCandidate(run, values);
+  if (candidate) {
+    const stored = await ctx.store.syncRecords.get(candidate.customerKey);
+    // The customer already matches several rows: that error names this one too, for an operator to settle.
+    if (stored?.value.error?.kind === 'MultipleMatches') return;
+    if (!stored || (!isCoupled(stored.value) && !stored.value.decoupled)) {
+      const record: SyncRecord = stored?.value ?? {
+        customerKey: candidate.customerKey,
+        customerAccount: candidate.customerAccount,
+        asyncCustomerAccount: candidate.asyncCustomerAccount,
+        crmTable: table,
+        base: {},
+        repeats: 0,
+        skipped: false,
+      };
+      const by = values[CUSTOMER_ACCOUNT] ? 'customer account' : 'email';
+      await couple(run, { ...record, crmTable: table }, stored, row, `Coupled with the HQ customer of the same ${by}:`);
+      run.count('FromCrm', 'coupled');
+      return;
+    }
+  }
+  const customer = customerFromRow(mapping, row.columns, run.settings.defaults);
+  const accepted = await submitCreate(ctx, {
+    channel: CRM_CHANNEL,
+    customer: unflatten(customer) as Customer,
+    by: run.job,
+    idempotency: { key: row.id, requestHash: hash(row.id) },
+  });
+  const customerKey = accepted.asyncCustomerAccount!;
+  await ctx.store.syncRecords.linkRow(table, row.id, customerKey);
+  await ctx.store.crmSyncState.await(customerKey);
+  const stored = await ctx.store.syncRecords.get(customerKey);
+  if (stored?.value.crmId === row.id) return; // done by an earlier attempt
+  const record: SyncRecord = {
+    customerKey,
+    asyncCustomerAccount: customerKey,
+    crmTable: table,
+    crmId: row.id,
+    coupledAt: run.at,
+    base: { ...values, ...toHqChanges(mapping, values) },
+    crmVersion: row.version,
+    awaiting: accepted.operationId,
+    repeats: 0,
+    skipped: false,
+  };
+  await saveRecord(ctx, withSuccess(record, run.at), stored);
+  run.count('FromCrm', 'inserted');
+  const fields = Object.entries(customer).map(([name, newValue]) => ({ name, oldValue: null, newValue }));
+
+  const detail = `Created in HQ from CRM ${table} row ${row.id} as operation ${accepted.operationId}.`;
+  await appendLog(ctx, customerKey, run.log('FromCrm', 'Inserted', detail, fields));
 }
 
 /** The HQ customer a new CRM row stands for: by the customer account it carries, else by its email. */

@@ -1,0 +1,307 @@
+import { DynamicsWebApi } from 'dynamics-web-api';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { type DevDataverse, startDevDataverse } from '../../local/dataverse';
+import { getCoupling, syncErrorsPage, syncLogPage } from '../../shared/coupling/couplings';
+import { rowIdFor } from '../../shared/coupling/records';
+import { Dataverse } from '../../shared/crm/dataverse';
+import { runJob } from '../../shared/jobs';
+import { findCustomer } from '../../shared/operations/accounts';
+import type { CouplingSettings, SyncContext } from '../../shared/operations/context';
+import { processCustomer } from '../../shared/operations/process';
+import { getCustomer } from '../../shared/operations/queries';
+import { submitCreate, submitEdit } from '../../shared/operations/submit';
+import { person, type RecordingDoorbell, testContext } from '../support';
+
+/**
+ * The crm-sync job against Azurite and the development Dataverse, through the real connector. A "CRM user"
+ * is the Dataverse client library used directly, as a person in Dynamics 365 Sales would change a row.
+ */
+let dataverse: DevDataverse | undefined;
+afterEach(async () => {
+  await dataverse?.close();
+  dataverse = undefined;
+});
+
+async function setup(overrides: Partial<CouplingSettings> = {}) {
+  dataverse = await startDevDataverse({ port: 0 });
+  const connector = new Dataverse({
+    url: dataverse.url,
+    token: 'test',
+    concurrency: 8,
+    timeoutMs: 5000,
+    log: () => undefined,
+  });
+  const coupling: CouplingSettings = {
+    crm: (deadline) => connector.session(deadline),
+    conflictPolicy: 'None',
+    deletionPolicy: 'None',
+    defaults: { customerGroup: 'Retail', currency: 'EUR' },
+    matchFields: ['email'],
+    budgetMs: 60_000,
+    parallelism: 8,
+    ...overrides,
+  };
+  const { ctx, doorbell } = await testContext({ coupling });
+  const crmUser = new DynamicsWebApi({
+    serverUrl: dataverse.url,
+    dataApi: { version: '9.2' },
+    onTokenRefresh: async () => 'crm-user',
+    propagateErrors: true,
+  });
+  return { ctx, doorbell, crmUser, dv: dataverse };
+}
+
+/** Applies every rung doorbell, as the queue trigger would. */
+async function drain(ctx: SyncContext, doorbell: RecordingDoorbell) {
+  while (doorbell.rung.length > 0) {
+    const rung = doorbell.rung.splice(0);
+    for (const key of new Set(rung.map((d) => d.customerKey))) await processCustomer(ctx, key);
+  }
+}
+
+/** One crm-sync run; the feed holds back entries younger than a second, so wait that out first. */
+async function sync(ctx: SyncContext) {
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  return runJob(ctx, 'crm-sync');
+}
+
+const writes = (dv: DevDataverse) => {
+  const s = dv.stats();
+  return (s.byMethod.POST ?? 0) + (s.byMethod.PATCH ?? 0) + (s.byMethod.DELETE ?? 0);
+};
+
+async function createdCustomer(ctx: SyncContext, doorbell: RecordingDoorbell, overrides = {}) {
+  const accepted = await submitCreate(ctx, { channel: 'web', customer: person(overrides) });
+  await drain(ctx, doorbell);
+  return getCustomer(ctx, accepted.asyncCustomerAccount!);
+}
+
+describe('crm-sync', () => {
+  it('inserts a channel’s new customer into the CRM with its deterministic id and HQ account, and logs it', async () => {
+    const { ctx, doorbell, dv } = await setup();
+    await sync(ctx); // the first run starts change tracking
+    const customer = await createdCustomer(ctx, doorbell);
+    const run = await sync(ctx);
+    expect(run.counts).toMatchObject({ inserted: 1, failed: 0 });
+    expect(run.directions).toMatchObject({ ToCrm: { inserted: 1 }, FromCrm: { inserted: 0 } });
+
+    const key = customer.asyncCustomerAccount!;
+    const row = dv.row('contacts', rowIdFor(key))!;
+    expect(row).toMatchObject({
+      firstname: customer.customer.firstName,
+      lastname: customer.customer.lastName,
+      emailaddress1: customer.customer.email,
+      address1_city: 'Aarhus',
+      externaluseridentifier: customer.customerAccount,
+    });
+    expect(await getCoupling(ctx, customer.customerAccount)).toMatchObject({
+      customerAccount: customer.customerAccount,
+      crmTable: 'contacts',
+      crmId: rowIdFor(key),
+      lastSyncResult: 'Success',
+      skipped: false,
+    });
+    const log = await syncLogPage(ctx, customer.customerAccount, 10);
+    expect(log.items).toEqual([
+      expect.objectContaining({
+        job: 'crm-sync',
+        direction: 'ToCrm',
+        result: 'Inserted',
+        fields: expect.arrayContaining([{ name: 'address.city', oldValue: null, newValue: 'Aarhus' }]),
+      }),
+    ]);
+  });
+
+  it('brings a CRM user’s edit to HQ as an operation from the channel crm, and writes nothing back (no echo)', async () => {
+    const { ctx, doorbell, dv, crmUser } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 7000 0000' } });
+
+    const run = await sync(ctx);
+    expect(run.directions).toMatchObject({ FromCrm: { modified: 1 }, ToCrm: { modified: 0 } });
+    await drain(ctx, doorbell);
+    expect((await getCustomer(ctx, customer.customerAccount)).customer.phone).toBe('+45 7000 0000');
+    const { items } = await syncLogPage(ctx, customer.customerAccount, 10);
+    expect(items[0]).toMatchObject({
+      direction: 'FromCrm',
+      result: 'Modified',
+      fields: [{ name: 'phone', oldValue: null, newValue: '+45 7000 0000' }],
+    });
+
+    const before = writes(dv);
+    const echo = await sync(ctx);
+    const quiet = await sync(ctx);
+    expect(writes(dv)).toBe(before);
+    expect(echo.counts).toMatchObject({ inserted: 0, modified: 0, failed: 0 });
+    expect(quiet.counts).toMatchObject({ inserted: 0, modified: 0, unchanged: 0, failed: 0 });
+  });
+
+  it('sends an HQ edit to the CRM with the old and new value in the log', async () => {
+    const { ctx, doorbell, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    await submitEdit(ctx, {
+      channel: 'pos-1',
+      account: customer.customerAccount,
+      patch: { address: { city: 'Odense' } },
+    });
+    await drain(ctx, doorbell);
+    const run = await sync(ctx);
+    expect(run.directions).toMatchObject({ ToCrm: { modified: 1 } });
+    expect(dv.row('contacts', rowIdFor(customer.asyncCustomerAccount!))).toMatchObject({ address1_city: 'Odense' });
+    const { items } = await syncLogPage(ctx, customer.customerAccount, 1);
+    expect(items[0]).toMatchObject({
+      result: 'Modified',
+      fields: [{ name: 'address.city', oldValue: 'Aarhus', newValue: 'Odense' }],
+    });
+  });
+
+  it('reports a record modified in both apps with both values of every differing field, and skips it the second time', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    await submitEdit(ctx, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 1111' } });
+    await drain(ctx, doorbell);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 2222', address1_city: 'Vejle' } });
+
+    const run = await sync(ctx);
+    expect(run.counts).toMatchObject({ failed: 1, modified: 0 });
+    const { items } = await syncErrorsPage(ctx, 'ModifiedInBoth', 10);
+    expect(items).toEqual([
+      expect.objectContaining({
+        customerAccount: customer.customerAccount,
+        crmTable: 'contacts',
+        crmId: id,
+        kind: 'ModifiedInBoth',
+        skipped: false,
+        hqExists: true,
+        crmExists: true,
+        actions: ['Synchronize', 'Retry', 'RemoveCoupling'],
+        differences: [
+          { field: 'phone', crmField: 'telephone1', hqValue: '+45 1111', crmValue: '+45 2222' },
+          { field: 'address.city', crmField: 'address1_city', hqValue: 'Aarhus', crmValue: 'Vejle' },
+        ],
+      }),
+    ]);
+    // Neither side was overwritten.
+    expect((await getCustomer(ctx, customer.customerAccount)).customer.phone).toBe('+45 1111');
+
+    await sync(ctx);
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([expect.objectContaining({ skipped: true })]);
+    // Skipped: left out of runs, even when it changes again, until an operator retries it.
+    await submitEdit(ctx, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 3333' } });
+    await drain(ctx, doorbell);
+    const third = await sync(ctx);
+    expect(third.counts).toMatchObject({ skipped: 1, failed: 0, modified: 0 });
+    expect(dv.row('contacts', id)).toMatchObject({ telephone1: '+45 2222' });
+  });
+
+  it('reports a CRM row deleted while its HQ customer exists, and deletes nothing in HQ', async () => {
+    const { ctx, doorbell, crmUser } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    await crmUser.deleteRecord({ collection: 'contacts', key: rowIdFor(customer.asyncCustomerAccount!) });
+    const run = await sync(ctx);
+    expect(run.directions).toMatchObject({ FromCrm: { failed: 1 } });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({
+        kind: 'DeletedInCrm',
+        hqExists: true,
+        crmExists: false,
+        actions: ['Restore', 'Delete', 'RemoveCoupling'],
+      }),
+    ]);
+    expect(await getCustomer(ctx, customer.customerAccount)).toBeDefined();
+  });
+
+  it('restores a row deleted in the CRM under the Restore deletion policy, with the same id', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup({ deletionPolicy: 'Restore' });
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.deleteRecord({ collection: 'contacts', key: id });
+    const run = await sync(ctx);
+    expect(run.directions).toMatchObject({ ToCrm: { inserted: 1 } });
+    expect(dv.row('contacts', id)).toMatchObject({ emailaddress1: customer.customer.email });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([]);
+  });
+
+  it('creates an HQ customer for a row created in the CRM, once, and then shows its HQ account in the row', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: 'bo.holm@example.dk' },
+    })) as string;
+    const first = await sync(ctx);
+    expect(first.directions).toMatchObject({ FromCrm: { inserted: 1 } });
+    await drain(ctx, doorbell);
+    const again = await sync(ctx); // the applied create releases the record; its account goes to the CRM row
+    expect(again.counts).toMatchObject({ inserted: 0, failed: 0 });
+    const row = dv.row('contacts', id)!;
+    expect(row.externaluseridentifier).toMatch(/^C\d{9}$/);
+    const hq = await getCustomer(ctx, row.externaluseridentifier as string);
+    expect(hq.customer).toMatchObject({ firstName: 'Bo', lastName: 'Holm', customerGroup: 'Retail', currency: 'EUR' });
+    expect((await findCustomer(ctx.store, hq.customerAccount)).value.nextSeq).toBe(2); // one operation: the create
+    const quiet = await sync(ctx);
+    expect(quiet.counts).toMatchObject({ inserted: 0, modified: 0, failed: 0 });
+  });
+
+  it('couples a new HQ customer with the one CRM row of the same email instead of inserting a duplicate', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const email = `match.${Date.now()}@example.dk`;
+    await crmUser.create({ collection: 'contacts', data: { firstname: 'Ann', lastname: 'Old', emailaddress1: email } });
+    const customer = await createdCustomer(ctx, doorbell, { email, lastName: 'New' });
+    const run = await sync(ctx);
+    expect(run.counts).toMatchObject({ coupled: 1, inserted: 0 });
+    expect(dv.rows('contacts').filter((r) => r.emailaddress1 === email)).toHaveLength(1);
+    // The differing last name is for an operator to settle, not silently overwritten.
+    expect((await syncErrorsPage(ctx, 'ModifiedInBoth', 10)).items[0]?.differences).toContainEqual(
+      expect.objectContaining({ field: 'lastName', hqValue: 'New', crmValue: 'Old' }),
+    );
+    expect(await getCoupling(ctx, customer.customerAccount)).toMatchObject({ crmTable: 'contacts' });
+  });
+
+  it('reports several CRM rows matching one HQ customer as MultipleMatches and inserts nothing', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const email = `twice.${Date.now()}@example.dk`;
+    for (const lastname of ['One', 'Two']) {
+      await crmUser.create({ collection: 'contacts', data: { firstname: 'Ann', lastname, emailaddress1: email } });
+    }
+    await createdCustomer(ctx, doorbell, { email });
+    await sync(ctx);
+    expect(dv.rows('contacts').filter((r) => r.emailaddress1 === email)).toHaveLength(2);
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'MultipleMatches', actions: ['Retry', 'RemoveCoupling'] }),
+    ]);
+  });
+
+  it('runs once at a time: a second run while one holds the lease is refused', async () => {
+    const { ctx } = await setup();
+    const [a, b] = await Promise.allSettled([runJob(ctx, 'crm-sync'), runJob(ctx, 'crm-sync')]);
+    const refused = [a, b].filter((r) => r.status === 'rejected');
+    expect(refused).toHaveLength(1);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'JOB_RUNNING' });
+  });
+
+  it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
+    const { ctx, doorbell, dv } = await setup();
+    await sync(ctx);
+    for (let i = 0; i < 5; i++) await createdCustomer(ctx, doorbell);
+    dv.faults.throttleNext(3, 1);
+    const run = await sync(ctx);
+    expect(run.counts).toMatchObject({ inserted: 5, failed: 0 });
+    expect(dv.rows('contacts')).toHaveLength(5);
+  });
+});
