@@ -58,7 +58,7 @@ async function sweepFeedMarkers(ctx: SyncContext, now: Date): Promise<number> {
       indexed.push(op.value);
       // The per-operation customer snapshot is not kept; the repaired entry carries the customer as it is now.
       if (op.value.status === 'Synced' && op.value.appliedAt)
-        entries.push(feedEntry(record.value, seq, op.value.appliedAt));
+        entries.push(feedEntry(record.value, op.value, op.value.appliedAt));
     }
     await Promise.all([ctx.store.feed.append(entries), ...indexed.map((op) => ctx.store.operationIndex.update(op))]);
     await ctx.store.feedInFlight.end(marker);
