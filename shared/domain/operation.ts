@@ -57,8 +57,8 @@ export interface HistoryEntry {
 }
 
 /**
- * One create, edit or deletion submitted by a channel (a deletion by an operator: channel `hq`). Lives in its customer's partition, ordered by `seq`; its status
- * changes only through shared/domain/lifecycle.ts.
+ * One create, edit or deletion submitted by a channel (an operator's deletion: channel `hq`). Lives in its
+ * customer's partition, ordered by `seq`; its status changes only through shared/domain/lifecycle.ts.
  */
 export interface Operation extends OperationSummary {
   /** Unique per submit request: tells a retried write that landed apart from someone else's. */

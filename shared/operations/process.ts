@@ -1,4 +1,5 @@
-import { deletionGrid } from '../domain/changes';
+import { type AttributeChange, deletionGrid } from '../domain/changes';
+import type { Customer } from '../domain/customer';
 import type { Doorbell } from '../domain/doorbell';
 import { checkExistence, evaluate, type Evaluation, type HqViolation, normalizeEmail } from '../domain/hq-rules';
 import { applied, attemptFailed, failed, waiting } from '../domain/lifecycle';
@@ -108,6 +109,18 @@ async function applyOperations(
   const touched: Versioned<Operation>[] = [];
   const feed: FeedEntry[] = [];
   let blocker: Operation | undefined;
+  /** An operation applied (its changes already in `next`): a new version, the operation Synced, a feed entry. */
+  const apply = (stored: Versioned<Operation>, customer: Customer, grid: AttributeChange[]) => {
+    const op = stored.value;
+    next.version++;
+    next.appliedThrough = op.seq;
+    next.updatedAt = at;
+    const { customerAccount, asyncCustomerAccount } = next;
+    const application = { customer, customerAccount: customerAccount!, asyncCustomerAccount, grid };
+    touched.push({ value: applied(op, application, at), etag: stored.etag });
+    feed.push(feedEntry(next, op, at));
+    result.applied++;
+  };
 
   for (const stored of operations) {
     const op = stored.value;
@@ -135,21 +148,11 @@ async function applyOperations(
       // The record stays, with its accounts and operations; the customer goes, remembered for the feed. (It is
       // there: the create before this operation has been applied, as operations apply in order.)
       const customer = next.customer!;
-      const { customerAccount, asyncCustomerAccount } = next;
       next.customer = undefined;
       next.deleted = true;
       next.deletedAt = at;
       next.deletedCustomer = customer;
-      settle(next, op, at);
-      write(
-        applied(
-          op,
-          { customer, customerAccount: customerAccount!, asyncCustomerAccount, grid: deletionGrid(customer) },
-          at,
-        ),
-      );
-      feed.push(feedEntry(next, op, at));
-      result.applied++;
+      apply(stored, customer, deletionGrid(customer));
       continue;
     }
 
@@ -184,11 +187,7 @@ async function applyOperations(
     delete next.deletedAt;
     delete next.deletedCustomer;
     holdEmail();
-    settle(next, op, at);
-    const { customerAccount, asyncCustomerAccount } = next;
-    write(applied(op, { customer: verdict.customer, customerAccount, asyncCustomerAccount, grid: verdict.grid }, at));
-    feed.push(feedEntry(next, op, at));
-    result.applied++;
+    apply(stored, verdict.customer, verdict.grid);
   }
 
   if (touched.length === 0) return 'done';
@@ -209,13 +208,6 @@ async function applyOperations(
     ...[...emailsHeld].filter((email) => email !== emailNow).map((email) => releaseEmail(ctx, email, next.customerKey)),
   ]);
   return operations.length === BATCH && !blocker ? 'more' : 'done';
-}
-
-/** The customer changed by an applied operation: a new version, and the operation settled. */
-function settle(record: CustomerRecord, op: Operation, at: string): void {
-  record.version++;
-  record.appliedThrough = op.seq;
-  record.updatedAt = at;
 }
 
 /**
