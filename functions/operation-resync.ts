@@ -20,7 +20,12 @@ const operationResync = endpoint({
     const skipped = await resyncOperation(ctx, operationId, principal.subject);
     if (skipped === 'NOT_FOUND')
       throw new DomainError('OPERATION_NOT_FOUND', `Operation '${operationId}' was not found.`);
-    if (skipped) throw new DomainError('INVALID_STATE', `Only a Failed operation can be resynced: ${skipped}.`);
+    if (skipped) {
+      throw new DomainError(
+        'INVALID_STATE',
+        `Only a Failed operation whose failure is not final can be resynced: ${skipped}.`,
+      );
+    }
     return json(202, { operationId, status: 'Pending' });
   },
 });

@@ -82,6 +82,10 @@ export function attributeGrid(before: Customer | undefined, changes: Changes): A
   return Object.entries(changes).map(([name, newValue]) => ({ name, oldValue: valueAt(before, name), newValue }));
 }
 
+/** A deletion's attribute grid: every attribute the customer had, with its old value and no new one. */
+export const deletionGrid = (customer: Customer): AttributeChange[] =>
+  attributeGrid(customer, Object.fromEntries(Object.keys(flatten(customer)).map((name) => [name, null])));
+
 /** Attribute paths an operator may edit: a top-level field, `address.<field>` or `attributes.<name>`. */
 export function splitPath(path: string): [string, string | undefined] {
   const dot = path.indexOf('.');

@@ -1,6 +1,7 @@
 import { applyChanges, type AttributeChange, attributeGrid, type Changes } from './changes';
 import { isKnownCountryRegion, isKnownCurrency } from './codes';
 import { type Customer, customerSchema } from './customer';
+import type { CustomerRecord, OperationType } from './operation';
 
 export interface HqSettings {
   customerGroups: readonly string[];
@@ -9,8 +10,40 @@ export interface HqSettings {
 /** Why HQ refused an operation. Codes are stable: operators group failures by them. */
 export interface HqViolation {
   code:
-    'CUSTOMER_GROUP_NOT_FOUND' | 'UNKNOWN_CURRENCY' | 'UNKNOWN_COUNTRY_REGION' | 'INVALID_CUSTOMER' | 'EMAIL_IN_USE';
+    | 'CUSTOMER_GROUP_NOT_FOUND'
+    | 'UNKNOWN_CURRENCY'
+    | 'UNKNOWN_COUNTRY_REGION'
+    | 'INVALID_CUSTOMER'
+    | 'EMAIL_IN_USE'
+    | (typeof FINAL_VIOLATIONS)[number];
   message: string;
+}
+
+/**
+ * Refusals about whether the customer is there at all, rather than about its values: no repair of values can
+ * change them, so they are final (see `isFinal` in lifecycle.ts).
+ */
+export const FINAL_VIOLATIONS = ['CUSTOMER_DELETED', 'CUSTOMER_EXISTS'] as const;
+
+/**
+ * Whether the customer is there for an operation of this type: a deleted customer takes only a restore (a
+ * Create), and a restore only a deleted customer. Checked before the operation's values.
+ */
+export function checkExistence(
+  record: Pick<CustomerRecord, 'customerKey' | 'customerAccount' | 'customer' | 'deleted'>,
+  type: OperationType,
+): HqViolation | undefined {
+  const account = record.customerAccount ?? record.customerKey;
+  if (record.deleted && type !== 'Create') {
+    return { code: 'CUSTOMER_DELETED', message: `Customer ${account} was deleted in HQ.` };
+  }
+  if (type === 'Create' && record.customer) {
+    return {
+      code: 'CUSTOMER_EXISTS',
+      message: `Customer ${account} exists in HQ; only a deleted customer can be restored.`,
+    };
+  }
+  return undefined;
 }
 
 export type Evaluation =

@@ -8,6 +8,7 @@ import {
 } from './changes';
 import { type Customer, customerPatchSchema, customerSchema } from './customer';
 import { DomainError, fieldErrors } from './errors';
+import { FINAL_VIOLATIONS } from './hq-rules';
 import { type Operation, operationIdOf, type OperationStatus, type OperationType } from './operation';
 
 /**
@@ -21,6 +22,8 @@ import { type Operation, operationIdOf, type OperationStatus, type OperationType
  *                  │ ▲ ╲──failed / attemptFailed (last attempt)──▶ Failed ──edited──▶ Failed
  *   waiting, ──────┘ │                                                │
  *   attemptFailed    └───────────────────resynced─────────────────────┘
+ *
+ * A failure is final (not edited, not resynced) when it is about the customer's existence (isFinal).
  */
 
 export interface Submission {
@@ -51,10 +54,7 @@ export function accepted(submission: Submission, at: string): Operation {
     ...(customerAccount ? { customerAccount } : {}),
     operationTimestamp: at,
     status: 'Pending',
-    changeDescription:
-      type === 'Create'
-        ? `Create submitted by channel ${channel}; waiting to be applied to HQ.`
-        : `Edit of ${Object.keys(changes).join(', ')} submitted by channel ${channel}; waiting to be applied to HQ.`,
+    changeDescription: `${submitted({ type, seq, changes })} submitted by channel ${channel}; waiting to be applied to HQ.`,
     changes,
     grid: attributeGrid(undefined, changes),
     attempts: 0,
@@ -64,6 +64,7 @@ export function accepted(submission: Submission, at: string): Operation {
 
 /** What applying an operation to HQ produced. */
 export interface Application {
+  /** The customer as applied; for a deletion, as it was (whom the deletion removed). */
   customer: Customer;
   customerAccount: string;
   asyncCustomerAccount?: string;
@@ -74,10 +75,12 @@ export interface Application {
 /** Applied to the HQ customer master. */
 export function applied(op: Operation, result: Application, at: string): Operation {
   expectStatus(op, 'Pending', 'applied');
-  const changeDescription =
-    op.type === 'Create'
-      ? `Created ${result.customer.customerType.toLowerCase()} '${customerDisplayName(result.customer)}' as customer ${result.customerAccount}.`
-      : `Changed ${listed(Object.keys(op.changes))} of customer ${result.customerAccount}.`;
+  const who = `${result.customer.customerType.toLowerCase()} '${customerDisplayName(result.customer)}'`;
+  const changeDescription = {
+    Create: `${isRestore(op) ? 'Restored' : 'Created'} ${who} as customer ${result.customerAccount}.`,
+    Update: `Changed ${listed(Object.keys(op.changes))} of customer ${result.customerAccount}.`,
+    Delete: `Deleted customer ${result.customerAccount} (${who}).`,
+  }[op.type];
   const next = attempted(op, result.grid);
   next.status = 'Synced';
   next.customerAccount = result.customerAccount;
@@ -153,9 +156,19 @@ export function waiting(op: Operation, blocker: Operation, at: string): Operatio
   return next;
 }
 
+/**
+ * A failure about the customer's existence — an edit or deletion of a deleted customer, a restore of one that
+ * exists — is final: no repair of values changes it, so the processor counts the operation as settled and
+ * goes on with the later ones (it holds nothing back), and it is neither edited nor resynced. After a
+ * restore, the change is submitted again.
+ */
+export const isFinal = (op: Pick<Operation, 'status' | 'lastError'>): boolean =>
+  op.status === 'Failed' && (FINAL_VIOLATIONS as readonly string[]).includes(op.lastError?.code ?? '');
+
 /** An operator resyncs a Failed operation: Pending again, keeping its last error until it is applied. */
 export function resynced(op: Operation, by: string, at: string): Operation {
   expectStatus(op, 'Failed', 'resynced');
+  expectRepairable(op, 'resynced');
   const next = structuredClone(op);
   next.status = 'Pending';
   next.nextAttemptAt = undefined;
@@ -172,6 +185,10 @@ export function resynced(op: Operation, by: string, at: string): Operation {
  */
 export function edited(op: Operation, edits: Changes, by: string, at: string): Operation {
   expectStatus(op, 'Failed', 'edited');
+  expectRepairable(op, 'edited');
+  if (op.type === 'Delete') {
+    throw new DomainError('INVALID_STATE', 'A deletion has no values to edit; resync it instead.');
+  }
   const changes = validChanges(op.type, { ...op.changes, ...edits });
   const next = structuredClone(op);
   next.submitted ??= op.changes;
@@ -193,6 +210,15 @@ function expectStatus(op: Operation, status: OperationStatus, transition: string
     throw new DomainError(
       'INVALID_STATE',
       `Only a ${status} operation can be ${transition}; this one is ${op.status}.`,
+    );
+  }
+}
+
+function expectRepairable(op: Operation, transition: string): void {
+  if (isFinal(op)) {
+    throw new DomainError(
+      'INVALID_STATE',
+      `This operation cannot be ${transition}: ${op.lastError!.message} No repair of its values changes that, so its failure is final.`,
     );
   }
 }
@@ -231,6 +257,16 @@ function validChanges(type: OperationType, changes: Changes): Changes {
     throw new DomainError('VALIDATION_FAILED', 'The edited operation would not be a valid customer.', errors);
   }
   return type === 'Create' ? Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== null)) : changes;
+}
+
+/** A create after the customer's first operation re-creates a deleted customer (submitRestore). */
+const isRestore = (op: Pick<Operation, 'type' | 'seq'>) => op.type === 'Create' && op.seq > 1;
+
+/** What an accepted operation asks for, as its change description starts. */
+function submitted(op: Pick<Operation, 'type' | 'seq' | 'changes'>): string {
+  if (op.type === 'Update') return `Edit of ${Object.keys(op.changes).join(', ')}`;
+  if (op.type === 'Delete') return 'Delete';
+  return isRestore(op) ? 'Restore' : 'Create';
 }
 
 const listed = (names: string[]) =>

@@ -5,7 +5,11 @@ import type { Customer } from './customer';
 
 export const OPERATION_STATUSES = ['Pending', 'Processing', 'Synced', 'Failed'] as const;
 export type OperationStatus = (typeof OPERATION_STATUSES)[number];
-export const OPERATION_TYPES = ['Create', 'Update'] as const;
+/**
+ * A Create makes a customer (as the customer's first operation, or later as a restore of a deleted one), an
+ * Update edits it, a Delete removes it from HQ.
+ */
+export const OPERATION_TYPES = ['Create', 'Update', 'Delete'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
 /** A channel's id as it appears in routes, tokens and filters. */
@@ -53,8 +57,8 @@ export interface HistoryEntry {
 }
 
 /**
- * One create or edit submitted by a channel. Lives in its customer's partition, ordered by `seq`; its status
- * changes only through shared/domain/lifecycle.ts.
+ * One create, edit or deletion submitted by a channel (an operator's deletion: channel `hq`). Lives in its
+ * customer's partition, ordered by `seq`; its status changes only through shared/domain/lifecycle.ts.
  */
 export interface Operation extends OperationSummary {
   /** Unique per submit request: tells a retried write that landed apart from someone else's. */
@@ -82,21 +86,36 @@ export type OperationHead = Omit<Operation, 'grid' | 'history' | 'submitted'>;
 
 /**
  * The HQ customer master record plus the per-customer bookkeeping that must change atomically with it:
- * `nextSeq` numbers new operations, `appliedThrough` is the last operation applied (operations apply strictly
- * in order).
+ * `nextSeq` numbers new operations, `appliedThrough` is the last operation settled (operations apply strictly
+ * in order; settled means applied, or refused for good because the customer was deleted or, for a restore,
+ * exists — see `isFinal` in lifecycle.ts).
  */
 export interface CustomerRecord {
   customerKey: string;
   asyncCustomerAccount?: string;
   customerAccount?: string;
+  /** The customer as HQ has it: absent until the create is applied, and while the customer is deleted. */
   customer?: Customer;
-  /** Set once a Delete is applied: the record keeps its accounts, and later edits fail. */
+  /**
+   * Set while the customer is deleted in HQ. The record stays, with its accounts and operations, so that the
+   * deletion is audited, later operations of the customer are refused in order, and a restore brings the
+   * customer back under the same customer account.
+   */
   deleted?: true;
+  deletedAt?: string;
+  /** The customer as it was when deleted: whom a feed entry written again after a crash names. */
+  deletedCustomer?: Customer;
   version: number;
   nextSeq: number;
   appliedThrough: number;
   updatedAt?: string;
 }
+
+/**
+ * The channel of operations an operator submits through the operator API (a deletion): HQ itself. The
+ * operator is the operation's `by`.
+ */
+export const HQ_CHANNEL = 'hq';
 
 export const operationIdOf = (customerKey: string, seq: number) => `${customerKey}-${seq}`;
 

@@ -113,7 +113,10 @@ export interface PendingIndex {
 export interface FeedItem {
   customerAccount: string;
   asyncCustomerAccount?: string;
+  /** The customer as changed; for a deletion, as it was, so a consumer knows whom it removes. */
   customer: Customer;
+  /** The customer was deleted in HQ. */
+  deleted?: true;
   changedAt: string;
 }
 

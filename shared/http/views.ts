@@ -60,6 +60,10 @@ export const customerUpdatesSchema = z.object({
       customerAccount: z.string(),
       asyncCustomerAccount: z.string().optional(),
       customer: customerSchema,
+      deleted: z
+        .literal(true)
+        .optional()
+        .describe('The customer was deleted in HQ; `customer` holds its last known values'),
       changedAt: z.string(),
     }),
   ),

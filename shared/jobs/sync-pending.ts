@@ -56,9 +56,10 @@ async function sweepFeedMarkers(ctx: SyncContext, now: Date): Promise<number> {
       const op = await ctx.store.customers.getOperation(marker.customerKey, seq);
       if (!op) continue;
       indexed.push(op.value);
-      // The per-operation customer snapshot is not kept; the repaired entry carries the customer as it is now.
+      // The per-operation customer snapshot is not kept; the repaired entry carries the customer as it is now
+      // (or, deleted, as it was).
       if (op.value.status === 'Synced' && op.value.appliedAt)
-        entries.push(feedEntry(record.value, seq, op.value.appliedAt));
+        entries.push(feedEntry(record.value, op.value, op.value.appliedAt));
     }
     await Promise.all([ctx.store.feed.append(entries), ...indexed.map((op) => ctx.store.operationIndex.update(op))]);
     await ctx.store.feedInFlight.end(marker);

@@ -20,3 +20,10 @@ export async function findCustomer(store: Store, account: string): Promise<Versi
   }
   return record;
 }
+
+/**
+ * A deleted customer is not found (its record stays for the audit trail and a restore). NOT_FOUND rather than
+ * CUSTOMER_NOT_FOUND: the account is known, what it named is gone.
+ */
+export const customerDeleted = (account: string) =>
+  new DomainError('NOT_FOUND', `Customer '${account}' was deleted in HQ.`);

@@ -1,5 +1,7 @@
+import { type AttributeChange, deletionGrid } from '../domain/changes';
+import type { Customer } from '../domain/customer';
 import type { Doorbell } from '../domain/doorbell';
-import { evaluate, type Evaluation, type HqViolation, normalizeEmail } from '../domain/hq-rules';
+import { checkExistence, evaluate, type Evaluation, type HqViolation, normalizeEmail } from '../domain/hq-rules';
 import { applied, attemptFailed, failed, waiting } from '../domain/lifecycle';
 import type { CustomerRecord, Operation } from '../domain/operation';
 import type { FeedEntry } from '../domain/ports';
@@ -39,7 +41,9 @@ interface Run {
  * written so that repeating it is harmless.
  *
  * A Failed operation blocks the later ones of the same customer: they stay Pending and say what they wait on,
- * so that after a repair everything still applies in the order it was submitted.
+ * so that after a repair everything still applies in the order it was submitted. Except a final failure (an
+ * edit or deletion of a deleted customer, a restore of one that exists): no repair can change it, so it is
+ * settled like an applied operation and the later ones go on.
  */
 export async function processCustomer(
   ctx: SyncContext,
@@ -96,10 +100,27 @@ async function applyOperations(
   const { result } = run;
   const at = ctx.clock().toISOString();
   const next: CustomerRecord = { ...record.value };
-  const emailAtStart = next.customer && normalizeEmail(next.customer.email);
+  // Every email the customer had in this round: those it no longer has after the commit are released.
+  const emailsHeld = new Set<string>();
+  const holdEmail = () => {
+    if (next.customer) emailsHeld.add(normalizeEmail(next.customer.email));
+  };
+  holdEmail();
   const touched: Versioned<Operation>[] = [];
   const feed: FeedEntry[] = [];
   let blocker: Operation | undefined;
+  /** An operation applied (its changes already in `next`): a new version, the operation Synced, a feed entry. */
+  const apply = (stored: Versioned<Operation>, customer: Customer, grid: AttributeChange[]) => {
+    const op = stored.value;
+    next.version++;
+    next.appliedThrough = op.seq;
+    next.updatedAt = at;
+    const { customerAccount, asyncCustomerAccount } = next;
+    const application = { customer, customerAccount: customerAccount!, asyncCustomerAccount, grid };
+    touched.push({ value: applied(op, application, at), etag: stored.etag });
+    feed.push(feedEntry(next, op, at));
+    result.applied++;
+  };
 
   for (const stored of operations) {
     const op = stored.value;
@@ -113,6 +134,25 @@ async function applyOperations(
     if (op.status === 'Failed' || (op.nextAttemptAt && op.nextAttemptAt > at)) {
       if (op.status !== 'Failed') result.retryAt = op.nextAttemptAt;
       blocker = op;
+      continue;
+    }
+
+    const refusal = checkExistence(next, op.type);
+    if (refusal) {
+      write(failed(op, refusal, op.grid, at));
+      next.appliedThrough = op.seq; // final: settled, holding nothing back (see isFinal)
+      result.failed++;
+      continue;
+    }
+    if (op.type === 'Delete') {
+      // The record stays, with its accounts and operations; the customer goes, remembered for the feed. (It is
+      // there: the create before this operation has been applied, as operations apply in order.)
+      const customer = next.customer!;
+      next.customer = undefined;
+      next.deleted = true;
+      next.deletedAt = at;
+      next.deletedCustomer = customer;
+      apply(stored, customer, deletionGrid(customer));
       continue;
     }
 
@@ -142,13 +182,12 @@ async function applyOperations(
 
     next.customerAccount ??= run.allocatedAccount!;
     next.customer = verdict.customer;
-    next.version++;
-    next.appliedThrough = op.seq;
-    next.updatedAt = at;
-    const { customerAccount, asyncCustomerAccount } = next;
-    write(applied(op, { customer: verdict.customer, customerAccount, asyncCustomerAccount, grid: verdict.grid }, at));
-    feed.push(feedEntry(next, op.seq, at));
-    result.applied++;
+    // A create of a deleted customer is a restore: it is back.
+    delete next.deleted;
+    delete next.deletedAt;
+    delete next.deletedCustomer;
+    holdEmail();
+    apply(stored, verdict.customer, verdict.grid);
   }
 
   if (touched.length === 0) return 'done';
@@ -166,17 +205,26 @@ async function applyOperations(
   await Promise.all([
     store.feed.append(feed),
     ...touched.map((t) => store.operationIndex.update(t.value, before.get(t.value.seq))),
-    emailAtStart && emailAtStart !== emailNow ? releaseEmail(ctx, emailAtStart, next.customerKey) : undefined,
+    ...[...emailsHeld].filter((email) => email !== emailNow).map((email) => releaseEmail(ctx, email, next.customerKey)),
   ]);
   return operations.length === BATCH && !blocker ? 'more' : 'done';
 }
 
-export const feedEntry = (record: CustomerRecord, seq: number, changedAt: string): FeedEntry => ({
+/**
+ * The feed entry of an applied operation. A deletion's names the customer as it was (the record keeps it for
+ * an entry written again after a crash, which otherwise carries the customer as it is then).
+ */
+export const feedEntry = (
+  record: CustomerRecord,
+  op: Pick<Operation, 'seq' | 'type'>,
+  changedAt: string,
+): FeedEntry => ({
   customerKey: record.customerKey,
-  seq,
+  seq: op.seq,
   customerAccount: record.customerAccount!,
   asyncCustomerAccount: record.asyncCustomerAccount,
-  customer: record.customer!,
+  customer: (record.customer ?? record.deletedCustomer)!,
+  ...(op.type === 'Delete' ? { deleted: true } : {}),
   changedAt,
 });
 

@@ -4,7 +4,7 @@ import { DomainError, notFound } from '../domain/errors';
 import { type Operation, parseOperationId } from '../domain/operation';
 import type { DeadLetter, FeedItem, FeedPage } from '../domain/ports';
 import type { Versioned } from '../domain/versioned';
-import { findCustomer } from './accounts';
+import { customerDeleted, findCustomer } from './accounts';
 import type { SyncContext } from './context';
 
 export async function getOperation(ctx: SyncContext, operationId: string): Promise<Versioned<Operation>> {
@@ -16,6 +16,7 @@ export async function getOperation(ctx: SyncContext, operationId: string): Promi
 
 export async function getCustomer(ctx: SyncContext, account: string) {
   const { value: r } = await findCustomer(ctx.store, account);
+  if (r.deleted) throw customerDeleted(account);
   // Present only once the create is applied.
   if (!r.customer || !r.customerAccount) throw notFound('Customer', account, 'CUSTOMER_NOT_FOUND');
   return {

@@ -1,6 +1,6 @@
 import type { Changes } from '../domain/changes';
 import { DomainError } from '../domain/errors';
-import { edited, resynced } from '../domain/lifecycle';
+import { edited, isFinal, resynced } from '../domain/lifecycle';
 import { type Operation, type OperationSummary, summaryOf } from '../domain/operation';
 import { entryIsFor, type IndexEntry } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
@@ -50,6 +50,7 @@ export async function resyncOperation(ctx: SyncContext, operationId: string, by:
       throw error;
     }
     if (found.value.status !== 'Failed') return `NOT_FAILED (${found.value.status})`;
+    if (isFinal(found.value)) return `FINAL (${found.value.lastError!.code})`;
     const now = ctx.clock();
     const op = resynced(found.value, by, now.toISOString());
     // Listed as pending before the status changes, so the job rings it even if the doorbell below is lost.

@@ -1,23 +1,28 @@
 import { randomUUID } from 'node:crypto';
 
 import { newAsyncCustomerAccount } from '../domain/accounts';
-import { flatten } from '../domain/changes';
+import { type Changes, flatten } from '../domain/changes';
 import type { Customer, CustomerPatch } from '../domain/customer';
 import type { Doorbell } from '../domain/doorbell';
 import { DomainError } from '../domain/errors';
 import { accepted } from '../domain/lifecycle';
-import { type CustomerRecord, operationIdOf } from '../domain/operation';
+import { type CustomerRecord, HQ_CHANNEL, operationIdOf, type OperationType } from '../domain/operation';
 import type { EditKey } from '../domain/ports';
-import { isWriteConflict } from '../domain/versioned';
-import { findCustomer } from './accounts';
+import { isWriteConflict, type Versioned } from '../domain/versioned';
+import { customerDeleted, findCustomer } from './accounts';
 import type { SyncContext } from './context';
+
+/** An Idempotency-Key header and a hash of the request it came with. */
+export interface Idempotency {
+  key: string;
+  requestHash: string;
+}
 
 export interface SubmitCreate {
   channel: string;
   customer: Customer;
   by?: string;
-  /** Idempotency-Key header and a hash of the request it came with. */
-  idempotency?: { key: string; requestHash: string };
+  idempotency?: Idempotency;
 }
 
 export interface Accepted {
@@ -90,23 +95,93 @@ export interface SubmitEdit {
   account: string;
   patch: CustomerPatch;
   by?: string;
-  /** Idempotency-Key header and a hash of the request it came with. */
-  idempotency?: { key: string; requestHash: string };
+  idempotency?: Idempotency;
 }
 
 /**
- * Accepts an edit by either account. The next sequence number is taken from the customer record and the
- * operation inserted in the same ETag-guarded transaction, so concurrent edits get distinct, gap-free
- * numbers in the order they were accepted. With an Idempotency-Key the key is written in that transaction
- * too: a repeat of the request (the channel lost the answer) gets the first answer and creates nothing.
+ * Accepts an edit by either account. A deleted customer's edit is accepted too: it is refused in order, when
+ * it comes to be applied (CUSTOMER_DELETED), as the channel cannot know about a deletion still pending.
  */
 export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<Accepted> {
-  const { channel, by } = input;
-  let record = await findCustomer(ctx.store, input.account);
+  const { patch, ...rest } = input;
+  const record = await findCustomer(ctx.store, input.account);
+  return appendOperation(ctx, record, { ...rest, type: 'Update', changes: flatten(patch) });
+}
+
+export interface SubmitDelete {
+  account: string;
+  /** The operator (the token's subject). */
+  by?: string;
+  /** Who asks: an operator through the operator API (HQ_CHANNEL) unless said otherwise. */
+  channel?: string;
+  idempotency?: Idempotency;
+}
+
+/**
+ * Accepts the deletion of a customer by either account: an operation of type Delete, applied behind the
+ * customer's earlier operations. A customer whose deletion is applied is not found (as for GET), except for a
+ * repeat of the accepted request under its Idempotency-Key, which gets the first answer. A deletion while one
+ * is still pending is accepted, and refused when applied (CUSTOMER_DELETED), like any later operation.
+ */
+export async function submitDelete(ctx: SyncContext, input: SubmitDelete): Promise<Accepted> {
+  const channel = input.channel ?? HQ_CHANNEL;
+  const record = await findCustomer(ctx.store, input.account);
+  if (record.value.deleted) {
+    const key = input.idempotency && { channel, ...input.idempotency };
+    const earlier = key && (await acceptedBefore(ctx, record.value.customerKey, key));
+    if (earlier) return earlier;
+    throw customerDeleted(input.account);
+  }
+  return appendOperation(ctx, record, { ...input, channel, type: 'Delete', changes: {} });
+}
+
+export interface SubmitRestore {
+  account: string;
+  /** The whole customer to bring back. */
+  customer: Customer;
+  channel: string;
+  by?: string;
+  idempotency?: Idempotency;
+}
+
+/**
+ * Accepts the restore of a deleted customer: a Create with the whole customer, appended to its partition, so
+ * that when applied the customer is back under the same customer account (and async customer account). Only
+ * a customer whose deletion is applied can be restored (INVALID_STATE otherwise); two restores that race are
+ * both accepted, and the second is refused when applied (CUSTOMER_EXISTS).
+ */
+export async function submitRestore(ctx: SyncContext, input: SubmitRestore): Promise<Accepted> {
+  const { customer, ...rest } = input;
+  const record = await findCustomer(ctx.store, input.account);
+  if (!record.value.deleted) {
+    throw new DomainError(
+      'INVALID_STATE',
+      `Customer '${input.account}' is not deleted; only a deleted customer can be restored.`,
+    );
+  }
+  return appendOperation(ctx, record, { ...rest, type: 'Create', changes: flatten(customer) });
+}
+
+interface Append {
+  channel: string;
+  type: OperationType;
+  changes: Changes;
+  by?: string;
+  idempotency?: Idempotency;
+}
+
+/**
+ * Accepts an operation for an existing customer (read as `record`). The next sequence number is taken from the
+ * customer record and the operation inserted in the same ETag-guarded transaction, so concurrent operations
+ * get distinct, gap-free numbers in the order they were accepted. With an Idempotency-Key the key is written
+ * in that transaction too: a repeat of the request (the client lost the answer) gets the first answer and
+ * creates nothing.
+ */
+async function appendOperation(ctx: SyncContext, record: Versioned<CustomerRecord>, input: Append): Promise<Accepted> {
+  const { channel, by, type, changes } = input;
   const { customerKey } = record.value;
   // A repeat is not looked up first: its append fails on the key's row, and the catch below finds the answer.
   const key = input.idempotency && { channel, ...input.idempotency };
-  const changes = flatten(input.patch);
   const requestId = randomUUID();
   // One timestamp for every attempt: a retry of the same sequence number rewrites the same index entry.
   const now = ctx.clock();
@@ -116,7 +191,7 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
     seq = record.value.nextSeq;
     const { asyncCustomerAccount, customerAccount } = record.value;
     const operation = accepted(
-      { customerKey, seq, type: 'Update', channel, by, changes, requestId, asyncCustomerAccount, customerAccount },
+      { customerKey, seq, type, channel, by, changes, requestId, asyncCustomerAccount, customerAccount },
       now.toISOString(),
     );
     try {
@@ -126,7 +201,7 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
     } catch (error) {
       if (!isWriteConflict(error) || attempt >= 20) throw error;
       // The key is taken: this is a repeat (or raced one), and the earlier answer is ours.
-      const earlier = key && (await acceptedEdit(ctx, customerKey, key));
+      const earlier = key && (await acceptedBefore(ctx, customerKey, key));
       if (earlier) return earlier;
       // Our own commit may have landed with its answer lost (the SDK retried it); otherwise someone else
       // changed the record since it was read: read it again.
@@ -147,11 +222,11 @@ export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<A
 }
 
 /**
- * The answer given to an earlier request with this edit's Idempotency-Key, if there was one. While its
+ * The answer given to an earlier request with this Idempotency-Key, if there was one. While its
  * operation is still Pending it is indexed and rung again (both harmless), in case the first request died
  * before doing so; once processed (or deleted by retention) the answer alone is given again.
  */
-async function acceptedEdit(ctx: SyncContext, customerKey: string, key: EditKey): Promise<Accepted | undefined> {
+async function acceptedBefore(ctx: SyncContext, customerKey: string, key: EditKey): Promise<Accepted | undefined> {
   const earlier = await ctx.store.customers.editFor(customerKey, key);
   if (!earlier) return undefined;
   if (earlier.requestHash !== key.requestHash) throw keyReused('edit');

@@ -185,7 +185,10 @@ function fromRecord(r: CustomerRecord): TableEntity {
     nextSeq: r.nextSeq,
     appliedThrough: r.appliedThrough,
     updatedAt: r.updatedAt,
+    deleted: r.deleted,
+    deletedAt: r.deletedAt,
     ...(r.customer ? packJson('customer', r.customer) : {}),
+    ...(r.deletedCustomer ? packJson('deletedCustomer', r.deletedCustomer) : {}),
   };
 }
 
@@ -195,6 +198,9 @@ function toRecord(e: Entity): CustomerRecord {
     asyncCustomerAccount: e.asyncCustomerAccount as string | undefined,
     customerAccount: e.customerAccount as string | undefined,
     customer: unpackJson<Customer>(e, 'customer'),
+    ...(e.deleted === true
+      ? { deleted: true, deletedAt: e.deletedAt as string, deletedCustomer: unpackJson<Customer>(e, 'deletedCustomer') }
+      : {}),
     version: e.version as number,
     nextSeq: e.nextSeq as number,
     appliedThrough: e.appliedThrough as number,

@@ -77,6 +77,7 @@ function toEntity(e: FeedEntry): TableEntity {
     customerAccount: e.customerAccount,
     asyncCustomerAccount: e.asyncCustomerAccount,
     changedAt: e.changedAt,
+    ...(e.deleted ? { deleted: true } : {}),
     ...packJson('customer', e.customer),
   };
 }
@@ -86,6 +87,7 @@ function toItem(e: Record<string, unknown>): FeedItem {
     customerAccount: e.customerAccount as string,
     ...(e.asyncCustomerAccount ? { asyncCustomerAccount: e.asyncCustomerAccount as string } : {}),
     customer: unpackJson<Customer>(e, 'customer')!,
+    ...(e.deleted === true ? { deleted: true as const } : {}),
     changedAt: e.changedAt as string,
   };
 }

@@ -9,7 +9,7 @@ import { eventually, type Stack, startStack } from './stack';
  * who gets 403. A credential that gets in receives the endpoint's normal answer for the data set up below.
  */
 let stack: Stack;
-const data = { operationId: '', asyncAccount: '', customerAccount: '', etag: '' };
+const data = { operationId: '', asyncAccount: '', customerAccount: '', etag: '', toDelete: '' };
 
 /** Starts the stack and sets up the data; the matrix is built from the document the stack serves. */
 async function setUp() {
@@ -19,6 +19,12 @@ async function setUp() {
     body: person(),
   });
   const { operationId, asyncCustomerAccount } = (await accepted.json()) as Record<string, string>;
+  // A customer of its own for the deletion, so that the others find theirs.
+  const toDelete = await stack.call('POST', '/channels/web/customers', {
+    token: stack.token('Channel', 'web'),
+    body: person(),
+  });
+  data.toDelete = ((await toDelete.json()) as Record<string, string>).asyncCustomerAccount!;
   const op = await eventually(
     async () => {
       const response = await stack.call('GET', `/operations/${operationId}`, { token: stack.token('Sync.Reader') });
@@ -145,6 +151,7 @@ const FIXTURES: Record<string, Fixture> = {
   'operations-resync': { body: () => ({ operationIds: [data.operationId] }), ok: 202 },
   'failures-list': { ok: 200 },
   'customer-get': { ok: 200 },
+  'customer-delete': { path: () => `/customers/${data.toDelete}`, ok: 202 },
   'jobs-list': { ok: 200 },
   'dead-letters-list': { ok: 200 },
   'job-run': { ok: 200 },

@@ -183,6 +183,101 @@ describe('a channel submits customers; HQ applies them in the background', () =>
   });
 });
 
+describe('an operator deletes a customer', () => {
+  const operator = () => stack.token('Sync.Operator');
+  const remove = (account: string, headers?: Record<string, string>) =>
+    stack.call('DELETE', `/customers/${account}`, { token: operator(), headers });
+
+  /** Every feed item of a customer so far, oldest first (the feed read from its start). */
+  async function feedOf(asyncCustomerAccount: string) {
+    const items: { customerAccount: string; customer: Record<string, unknown>; deleted?: boolean }[] = [];
+    for (let cursor: string | undefined; ;) {
+      const response = await stack.call('GET', `/channels/web/customer-updates${cursor ? `?cursor=${cursor}` : ''}`, {
+        token: web,
+      });
+      const page = (await response.json()) as { items: (typeof items)[number][]; cursor: string };
+      items.push(
+        ...page.items.filter(
+          (i) => (i as { asyncCustomerAccount?: string }).asyncCustomerAccount === asyncCustomerAccount,
+        ),
+      );
+      if (page.items.length === 0) return items;
+      cursor = page.cursor;
+    }
+  }
+
+  it('DELETE → 202; once applied GET is 404, the feed says deleted, a later edit fails with CUSTOMER_DELETED', async () => {
+    const customer = person();
+    const created = await create(customer);
+    const { customerAccount } = await settled(created.operationId);
+
+    const response = await remove(customerAccount);
+    expect(response.status).toBe(202);
+    const accepted = (await response.json()) as { operationId: string; status: string };
+    expect(accepted).toEqual({ operationId: expect.any(String), status: 'Pending' });
+    expect(response.headers.get('location')).toBe(`/api/operations/${accepted.operationId}`);
+    const deletion = await settled(accepted.operationId);
+    expect(deletion).toMatchObject({ type: 'Delete', channel: 'hq', customerAccount });
+    expect(deletion.changeDescription).toMatch(/^Deleted customer /);
+    expect(deletion.attributes).toContainEqual({ name: 'email', oldValue: customer.email, newValue: null });
+
+    for (const account of [customerAccount, created.asyncCustomerAccount]) {
+      const gone = await stack.call('GET', `/customers/${account}`, { token: reader() });
+      expect(gone.status).toBe(404);
+      expect(await gone.json()).toMatchObject({ code: 'NOT_FOUND', detail: expect.stringMatching(/deleted/) });
+    }
+    const again = await remove(customerAccount);
+    expect(again.status).toBe(404);
+    expect(again.headers.get('content-type')).toBe('application/problem+json');
+
+    const items = await eventually(async () => {
+      const found = await feedOf(created.asyncCustomerAccount);
+      return found.some((i) => i.deleted) ? found : undefined;
+    }, 4000);
+    expect(items.map((i) => i.deleted ?? false)).toEqual([false, true]);
+    expect(items[1]).toMatchObject({ customerAccount, customer });
+
+    const edit = await stack.call('PATCH', `/channels/web/customers/${customerAccount}`, {
+      token: web,
+      body: { phone: '+4511111111' },
+    });
+    expect(edit.status).toBe(202);
+    const failed = await settled(((await edit.json()) as { operationId: string }).operationId, 'Failed');
+    expect(failed.lastError).toMatchObject({
+      code: 'CUSTOMER_DELETED',
+      message: `Customer ${customerAccount} was deleted in HQ.`,
+    });
+
+    const listed = await stack.call('GET', `/operations?type=Delete&customerAccount=${customerAccount}`, {
+      token: reader(),
+    });
+    expect(((await listed.json()) as { items: { operationId: string }[] }).items.map((i) => i.operationId)).toEqual([
+      accepted.operationId,
+    ]);
+    const byType = await stack.call('GET', '/operations?type=Delete', {
+      token: reader(),
+      headers: { Accept: 'text/csv' },
+    });
+    expect(await byType.text()).toContain(`${accepted.operationId},hq,Delete,Synced`);
+  });
+
+  it('an unknown account is 404 and a Channel token is refused', async () => {
+    expect((await remove('C999999998')).status).toBe(404);
+    const { asyncCustomerAccount } = await create(person());
+    const refused = await stack.call('DELETE', `/customers/${asyncCustomerAccount}`, { token: web });
+    expect(refused.status).toBe(403);
+  });
+
+  it('a DELETE repeated with its Idempotency-Key gets the first answer', async () => {
+    const { asyncCustomerAccount } = await create(person());
+    const headers = { 'Idempotency-Key': `d-${Date.now()}` };
+    const first = await remove(asyncCustomerAccount, headers);
+    const second = await remove(asyncCustomerAccount, headers);
+    expect(first.status).toBe(202);
+    expect(await second.json()).toEqual(await first.json());
+  });
+});
+
 describe('bad input is refused with problem+json and writes nothing', () => {
   const countCustomerEntities = async () => {
     const { STORAGE_CONNECTION_STRING, TABLE_PREFIX } = stack.settings;

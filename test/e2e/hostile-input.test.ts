@@ -345,6 +345,26 @@ describe('hostile input: never a 5xx, always problem+json, never a write', { tim
     );
   });
 
+  it('DELETE /customers/{account}: hostile accounts and Idempotency-Keys', async () => {
+    await refusedAndNothingWritten(
+      fc.oneof(
+        segment.map((account): Sent => ({
+          method: 'DELETE',
+          path: `/customers/${account || '%20'}`,
+          token: operator(),
+        })),
+        hostileString
+          .filter((key) => /^[\x20-\x7e]*$/.test(key) && !/^[\x21-\x7e]{1,200}$/.test(key.trim()))
+          .map((key): Sent => ({
+            method: 'DELETE',
+            path: `/customers/${data.customerAccount}`,
+            token: operator(),
+            headers: { 'Idempotency-Key': key },
+          })),
+      ),
+    );
+  });
+
   it('POST /operations/sync: hostile bulk bodies', async () => {
     await refusedAndNothingWritten(
       fc.oneof(

@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../shared/domain/errors';
 import { parseOperationId } from '../../shared/domain/operation';
 import { runJob } from '../../shared/jobs';
+import { listOperations } from '../../shared/operations/list';
 import { processCustomer } from '../../shared/operations/process';
 import { getCustomer, getOperation, readCustomerUpdates } from '../../shared/operations/queries';
-import { submitCreate, submitEdit } from '../../shared/operations/submit';
+import { listFailures, resyncOperation } from '../../shared/operations/repair';
+import { submitCreate, submitDelete, submitEdit, submitRestore } from '../../shared/operations/submit';
 import { person, testContext } from '../support';
 
 const channel = 'web';
@@ -302,5 +304,196 @@ describe('processing customer operations against Table Storage', () => {
     expect(await ctx.store.feedInFlight.oldest()).toBeUndefined();
     const { items } = await readCustomerUpdates(inFuture(10 * 60_000), undefined);
     expect(items.map((i) => i.asyncCustomerAccount)).toEqual([accepted.asyncCustomerAccount]);
+  });
+});
+
+describe('deleting and restoring customers', () => {
+  /** A customer created and applied: its accounts. */
+  async function synced(ctx: Awaited<ReturnType<typeof testContext>>['ctx'], customer = person()) {
+    const { asyncCustomerAccount } = await submitCreate(ctx, { channel, customer });
+    await processCustomer(ctx, asyncCustomerAccount!);
+    const { customerAccount } = await getCustomer(ctx, asyncCustomerAccount!);
+    return { key: asyncCustomerAccount!, customerAccount, customer };
+  }
+  const feedOf = async (ctx: Awaited<ReturnType<typeof testContext>>['ctx']) =>
+    (await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, undefined)).items;
+
+  it('a deletion applies in order behind earlier edits, and the customer is then not found', async () => {
+    const { ctx } = await testContext();
+    const { key, customerAccount } = await synced(ctx);
+    const edit = await submitEdit(ctx, { channel, account: key, patch: { phone: '+45 11' } });
+    const deletion = await submitDelete(ctx, { account: customerAccount, by: 'operator' });
+    expect(deletion).toEqual({ operationId: `${key}-3`, status: 'Pending' });
+
+    await processCustomer(ctx, key);
+
+    expect((await getOperation(ctx, edit.operationId)).value.status).toBe('Synced');
+    const { value: op } = await getOperation(ctx, deletion.operationId);
+    expect(op).toMatchObject({ type: 'Delete', channel: 'hq', status: 'Synced', customerAccount });
+    expect(op.changeDescription).toMatch(new RegExp(`^Deleted customer ${customerAccount} \\(person '`));
+    expect(op.history.map((h) => [h.status, h.by])).toEqual([
+      ['Pending', 'operator'],
+      ['Synced', undefined],
+    ]);
+    // The grid holds every attribute as it was just before the deletion: the edit came first.
+    expect(op.grid).toContainEqual({ name: 'phone', oldValue: '+45 11', newValue: null });
+    expect(op.grid).toContainEqual({ name: 'attributes.loyaltyTier', oldValue: 'Gold', newValue: null });
+    expect(op.grid.every((row) => row.newValue === null)).toBe(true);
+
+    for (const account of [customerAccount, key]) {
+      await expect(getCustomer(ctx, account)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(submitDelete(ctx, { account })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    }
+    await expect(submitDelete(ctx, { account: 'C999999999' })).rejects.toMatchObject({ code: 'CUSTOMER_NOT_FOUND' });
+    // The record stays with its operations: an operator still finds them by either account.
+    const listed = await listOperations(ctx, { customerAccount, fields: [] }, 10);
+    expect(listed.items.map((i) => i.type)).toEqual(['Delete', 'Update', 'Create']);
+    const deletions = await listOperations(ctx, { type: 'Delete', fields: [] }, 10);
+    expect(deletions.items.map((i) => i.operationId)).toEqual([deletion.operationId]);
+  });
+
+  it('the feed carries the deletion exactly once, with deleted: true and the customer as it was', async () => {
+    const { ctx } = await testContext();
+    const { key, customerAccount, customer } = await synced(ctx);
+    await submitDelete(ctx, { account: key });
+    await processCustomer(ctx, key);
+    await processCustomer(ctx, key); // a duplicate doorbell finds nothing to do
+
+    const items = await feedOf(ctx);
+    expect(items).toHaveLength(2);
+    expect(items[0]!.deleted).toBeUndefined();
+    expect(items[1]).toEqual({
+      customerAccount,
+      asyncCustomerAccount: key,
+      customer,
+      deleted: true,
+      changedAt: expect.any(String),
+    });
+  });
+
+  it('a later edit or deletion is accepted, fails with CUSTOMER_DELETED and holds nothing back', async () => {
+    const { ctx } = await testContext();
+    const { key, customerAccount } = await synced(ctx);
+    const first = await submitDelete(ctx, { account: key });
+    // Still pending: a second deletion and an edit are accepted; they are refused in order.
+    const second = await submitDelete(ctx, { account: customerAccount });
+    const edit = await submitEdit(ctx, { channel, account: customerAccount, patch: { phone: '1' } });
+    await processCustomer(ctx, key);
+    const late = await submitEdit(ctx, { channel: 'pos-1', account: key, patch: { phone: '2' } });
+    const result = await processCustomer(ctx, key);
+    expect(result).toMatchObject({ applied: 0, failed: 1, waiting: 0 });
+
+    expect((await getOperation(ctx, first.operationId)).value.status).toBe('Synced');
+    for (const { operationId } of [second, edit, late]) {
+      const { value: op } = await getOperation(ctx, operationId);
+      expect(op).toMatchObject({
+        status: 'Failed',
+        lastError: { code: 'CUSTOMER_DELETED', message: `Customer ${customerAccount} was deleted in HQ.` },
+      });
+      expect(op.waitingOn).toBeUndefined();
+    }
+    // Final: resyncing cannot change it, so it is skipped with the reason.
+    expect(await resyncOperation(ctx, late.operationId, 'operator')).toBe('FINAL (CUSTOMER_DELETED)');
+    expect((await ctx.store.customers.getRecord(key))!.value).toMatchObject({ appliedThrough: 5, version: 2 });
+    const failures = await listFailures(ctx);
+    expect(failures).toEqual([
+      expect.objectContaining({ code: 'CUSTOMER_DELETED', count: 3, channels: ['hq', 'pos-1', 'web'] }),
+    ]);
+  });
+
+  it('a deleted customer’s email is free for another customer', async () => {
+    const { ctx } = await testContext();
+    const { key, customer } = await synced(ctx);
+    // Changed in the same round as the deletion: the new email is released too.
+    await submitEdit(ctx, { channel, account: key, patch: { email: `new.${customer.email}` } });
+    await submitDelete(ctx, { account: key });
+    await processCustomer(ctx, key);
+    for (const email of [customer.email, `new.${customer.email}`]) {
+      expect(await ctx.store.emailClaims.get(email)).toBeUndefined();
+      const other = await submitCreate(ctx, { channel, customer: person({ email }) });
+      await processCustomer(ctx, other.asyncCustomerAccount!);
+      expect((await getOperation(ctx, other.operationId)).value.status).toBe('Synced');
+    }
+  });
+
+  it('a restore brings the customer back under the same customer account, and the feed shows it again', async () => {
+    const { ctx } = await testContext();
+    const { key, customerAccount, customer } = await synced(ctx);
+    const restore = (account: string) =>
+      submitRestore(ctx, { account, customer: { ...customer, phone: '+45 99' }, channel: 'crm', by: 'operator' });
+    await expect(restore(customerAccount)).rejects.toMatchObject({ code: 'INVALID_STATE' });
+    await submitDelete(ctx, { account: key });
+    await expect(restore(customerAccount)).rejects.toMatchObject({ code: 'INVALID_STATE' }); // not yet applied
+    await processCustomer(ctx, key);
+
+    const restored = await restore(customerAccount);
+    await processCustomer(ctx, key);
+
+    const { value: op } = await getOperation(ctx, restored.operationId);
+    expect(op).toMatchObject({ type: 'Create', channel: 'crm', status: 'Synced', customerAccount });
+    expect(op.changeDescription).toBe(`Restored person 'Ann ${customer.lastName}' as customer ${customerAccount}.`);
+    expect(await getCustomer(ctx, customerAccount)).toMatchObject({
+      customerAccount,
+      asyncCustomerAccount: key,
+      customer: { ...customer, phone: '+45 99' },
+      version: 3,
+    });
+    expect((await ctx.store.customers.getRecord(key))!.value.deleted).toBeUndefined();
+    const items = await feedOf(ctx);
+    expect(items.map((i) => [i.customerAccount, i.deleted ?? false])).toEqual([
+      [customerAccount, false],
+      [customerAccount, true],
+      [customerAccount, false],
+    ]);
+    expect(items[2]!.customer.phone).toBe('+45 99');
+    // It is a customer again: edits apply, and its email is its own.
+    const edit = await submitEdit(ctx, { channel, account: customerAccount, patch: { phone: '+45 98' } });
+    await processCustomer(ctx, key);
+    expect((await getOperation(ctx, edit.operationId)).value.status).toBe('Synced');
+    expect((await ctx.store.emailClaims.get(customer.email))?.customerKey).toBe(key);
+  });
+
+  it('of two restores that raced, the second fails with CUSTOMER_EXISTS and holds nothing back', async () => {
+    const { ctx } = await testContext();
+    const { key, customer } = await synced(ctx);
+    await submitDelete(ctx, { account: key });
+    await processCustomer(ctx, key);
+    const [one, two] = await Promise.all(
+      [1, 2].map(() => submitRestore(ctx, { account: key, customer, channel: 'crm' })),
+    );
+    const edit = await submitEdit(ctx, { channel, account: key, patch: { phone: '3' } });
+    await processCustomer(ctx, key);
+    const statuses = await Promise.all(
+      [one!, two!, edit].map(async (a) => (await getOperation(ctx, a.operationId)).value),
+    );
+    expect(statuses.map((op) => op.status).sort()).toEqual(['Failed', 'Synced', 'Synced']);
+    expect(statuses.find((op) => op.status === 'Failed')?.lastError?.code).toBe('CUSTOMER_EXISTS');
+  });
+
+  it('a DELETE repeated with its Idempotency-Key gets the first answer, even once the deletion is applied', async () => {
+    const { ctx } = await testContext();
+    const { key, customerAccount } = await synced(ctx);
+    const idempotency = { key: 'delete-1', requestHash: 'h' };
+    const first = await submitDelete(ctx, { account: customerAccount, idempotency });
+    expect(await submitDelete(ctx, { account: key, idempotency })).toEqual(first);
+    await processCustomer(ctx, key);
+    expect(await submitDelete(ctx, { account: customerAccount, idempotency })).toEqual(first);
+    await expect(submitDelete(ctx, { account: customerAccount })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await ctx.store.customers.getRecord(key))!.value.nextSeq).toBe(3);
+  });
+
+  it('a deletion whose round crashed before its feed entry is finished by the sync-pending job, still deleted', async () => {
+    const { ctx } = await testContext();
+    const { key, customer } = await synced(ctx);
+    await submitDelete(ctx, { account: key });
+    const append = ctx.store.feed.append.bind(ctx.store.feed);
+    ctx.store.feed.append = () => Promise.reject(new Error('process died'));
+    await expect(processCustomer(ctx, key)).rejects.toThrow('process died');
+    ctx.store.feed.append = append;
+
+    await runJob({ ...ctx, clock: () => later(10 * 60_000) }, 'sync-pending-operations');
+    const items = (await readCustomerUpdates({ ...ctx, clock: () => later(10 * 60_000) }, undefined)).items;
+    expect(items.map((i) => i.deleted ?? false)).toEqual([false, true]);
+    expect(items[1]!.customer).toEqual(customer);
   });
 });

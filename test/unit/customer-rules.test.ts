@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import { applyChanges, attributeGrid, flatten } from '../../shared/domain/changes';
+import { applyChanges, attributeGrid, deletionGrid, flatten } from '../../shared/domain/changes';
 import { customerPatchSchema, customerSchema } from '../../shared/domain/customer';
-import { evaluate } from '../../shared/domain/hq-rules';
+import { checkExistence, evaluate } from '../../shared/domain/hq-rules';
 
 const hq = { customerGroups: ['Retail', 'Wholesale', 'Employees'] };
 const ann = {
@@ -86,6 +86,14 @@ describe('changes and the attribute grid', () => {
       { name: 'attributes.loyaltyTier', oldValue: 'Gold', newValue: null },
     ]);
   });
+
+  it('a deletion’s grid shows every attribute the customer had, with no new value', () => {
+    const grid = deletionGrid(ann);
+    expect(grid.map((row) => row.name)).toEqual(Object.keys(flatten(ann)));
+    expect(grid).toContainEqual({ name: 'address.city', oldValue: 'Aarhus', newValue: null });
+    expect(grid).toContainEqual({ name: 'attributes.newsletter', oldValue: true, newValue: null });
+    expect(grid.every((row) => row.newValue === null && row.oldValue !== null)).toBe(true);
+  });
 });
 
 describe('HQ rules when processing', () => {
@@ -112,5 +120,30 @@ describe('HQ rules when processing', () => {
     expect(evaluate(undefined, flatten({ ...ann, address: { ...ann.address, countryRegion: 'DNK' } }), hq).ok).toBe(
       true,
     );
+  });
+});
+
+describe('whether the customer is there for an operation', () => {
+  const live = { customerKey: 'ASYNC-0000000001', customerAccount: 'C000000123', customer: ann };
+  const deleted = { customerKey: 'ASYNC-0000000001', customerAccount: 'C000000123', deleted: true as const };
+
+  it('a live customer takes edits and deletions, and its first create applies to an empty record', () => {
+    expect(checkExistence(live, 'Update')).toBeUndefined();
+    expect(checkExistence(live, 'Delete')).toBeUndefined();
+    expect(checkExistence({ customerKey: 'ASYNC-0000000001' }, 'Create')).toBeUndefined();
+  });
+
+  it('a deleted customer refuses edits and deletions with CUSTOMER_DELETED, naming its account', () => {
+    for (const type of ['Update', 'Delete'] as const) {
+      expect(checkExistence(deleted, type)).toEqual({
+        code: 'CUSTOMER_DELETED',
+        message: 'Customer C000000123 was deleted in HQ.',
+      });
+    }
+  });
+
+  it('only a deleted customer can be restored (a create of a live one is CUSTOMER_EXISTS)', () => {
+    expect(checkExistence(deleted, 'Create')).toBeUndefined();
+    expect(checkExistence(live, 'Create')).toMatchObject({ code: 'CUSTOMER_EXISTS' });
   });
 });

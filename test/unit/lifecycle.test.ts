@@ -7,6 +7,7 @@ import {
   attemptFailed,
   edited,
   failed,
+  isFinal,
   resynced,
   type Submission,
   waiting,
@@ -110,6 +111,48 @@ describe('an operation’s lifecycle', () => {
     expect(op.changeDescription).toBe(
       'Changed attributes.a, attributes.b, attributes.c, attributes.d, attributes.e and 2 more of customer C1.',
     );
+  });
+
+  it('accepts a deletion with no values, and applies it with the grid of everything the customer had', () => {
+    const pending = accepted(
+      submission({ seq: 3, type: 'Delete', channel: 'hq', by: 'operator', changes: {}, customerAccount: 'C1' }),
+      T0,
+    );
+    expect(pending.changeDescription).toBe('Delete submitted by channel hq; waiting to be applied to HQ.');
+    expect(pending.grid).toEqual([]);
+    const deletionGrid = [{ name: 'email', oldValue: 'ann@example.dk', newValue: null }];
+    const op = applied(pending, { customer, customerAccount: 'C1', grid: deletionGrid }, T1);
+    expect(op).toMatchObject({ status: 'Synced', grid: deletionGrid });
+    expect(op.changeDescription).toBe("Deleted customer C1 (person 'Ann Berg').");
+  });
+
+  it('a create after the first operation is a restore, and says so', () => {
+    const pending = accepted(submission({ seq: 4, channel: 'crm', customerAccount: 'C1' }), T0);
+    expect(pending.changeDescription).toBe('Restore submitted by channel crm; waiting to be applied to HQ.');
+    const op = applied(pending, { customer, customerAccount: 'C1', grid }, T1);
+    expect(op.changeDescription).toBe("Restored person 'Ann Berg' as customer C1.");
+  });
+
+  it('a failure about the customer’s existence is final: neither edited nor resynced', () => {
+    const edit = accepted(submission({ seq: 2, type: 'Update', changes: { phone: '1' } }), T0);
+    const deleted = failed(edit, { code: 'CUSTOMER_DELETED', message: 'Customer C1 was deleted in HQ.' }, [], T1);
+    expect(deleted).toMatchObject({
+      status: 'Failed',
+      lastError: { code: 'CUSTOMER_DELETED' },
+      changeDescription: 'Failed: Customer C1 was deleted in HQ.',
+    });
+    expect(isFinal(deleted)).toBe(true);
+    expect(isFinal(failedCreate())).toBe(false);
+    expect(() => resynced(deleted, 'op', T1)).toThrow(/cannot be resynced: Customer C1 was deleted in HQ\./);
+    expect(() => edited(deleted, { phone: '2' }, 'op', T1)).toThrow(DomainError);
+  });
+
+  it('a failed deletion has no values to edit, but can be resynced', () => {
+    const deletion = accepted(submission({ seq: 2, type: 'Delete', changes: {} }), T0);
+    const op = attemptFailed(deletion, 'storage unavailable', new Date(T0), { ...retry, maxAttempts: 1 });
+    expect(op.status).toBe('Failed');
+    expect(() => edited(op, { phone: '1' }, 'op', T1)).toThrow(/no values to edit/);
+    expect(resynced(op, 'op', T1).status).toBe('Pending');
   });
 
   it('fails on an HQ rule: Failed with the last error, the reason in the description and the history', () => {
