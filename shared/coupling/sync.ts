@@ -1,4 +1,4 @@
-import { type AttributeChange, unflatten } from '../domain/changes';
+import { applyChanges, type AttributeChange, unflatten } from '../domain/changes';
 import {
   agreed,
   decide,
@@ -29,7 +29,7 @@ import type { CrmCursor } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
 import type { CouplingSettings, SyncContext } from '../operations/context';
 import { readCustomerUpdates } from '../operations/queries';
-import { submitCreate, submitEdit } from '../operations/submit';
+import { submitCreate, submitDelete, submitEdit, submitRestore } from '../operations/submit';
 import { appendLog, hash, isAlive, rowIdFor, saveRecord, withError, withSuccess } from './records';
 
 /** The channel CRM changes are submitted from (DESIGN.md §8: one pipeline). */
@@ -449,8 +449,47 @@ async function settleDeletion(
     );
     return;
   }
-  // Policies that need HQ to act (restore or delete the HQ customer) go through the pipeline in the repair
-  // actions; here, as with policy None, the case is an error for an operator.
+  if (policy === 'Restore' && !hqExists && row) {
+    const mapping = MAPPINGS[record.crmTable];
+    const values = crmSnapshot(mapping, row.columns);
+    // The customer as HQ last had it, with the CRM's values of the synchronized fields.
+    const restored = applyChanges(hq?.deletedCustomer, {
+      ...customerFromRow(mapping, row.columns, settings.defaults),
+      ...(hq?.deletedCustomer ? toHqChanges(mapping, values) : {}),
+    }) as Customer;
+    const accepted = await submitRestore(ctx, {
+      account: record.customerKey,
+      customer: restored,
+      channel: CRM_CHANNEL,
+      by: run.job,
+      idempotency: { key: `${record.crmId}@${row.version}:restore`, requestHash: hash(restored) },
+    });
+    await ctx.store.crmSyncState.await(record.customerKey);
+    const next = {
+      ...withSuccess(record, run.at),
+      base: values,
+      crmVersion: row.version,
+      awaiting: accepted.operationId,
+    };
+    await saveRecord(ctx, next, stored);
+    run.count('FromCrm', 'inserted');
+    const detail = `Deleted in HQ; restored from the CRM as operation ${accepted.operationId} (deletion policy Restore).`;
+    await appendLog(ctx, record.customerKey, run.log('FromCrm', 'Inserted', detail));
+    return;
+  }
+  if (policy === 'Delete' && hqExists) {
+    const accepted = await submitDelete(ctx, {
+      account: record.customerKey,
+      channel: CRM_CHANNEL,
+      by: run.job,
+      idempotency: { key: `${record.crmId}@${record.crmVersion}:deleted`, requestHash: hash(record.crmId) },
+    });
+    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    run.count('FromCrm', 'deleted');
+    const detail = `Deleted in the CRM; deleted in HQ as operation ${accepted.operationId} (deletion policy Delete).`;
+    await appendLog(ctx, record.customerKey, run.log('FromCrm', 'Deleted', detail));
+    return;
+  }
   const kind = hqExists ? 'DeletedInCrm' : 'DeletedInHq';
   const message = `The ${hqExists ? 'CRM row' : 'HQ customer'} was deleted; the ${hqExists ? 'HQ customer' : 'CRM row'} still exists.`;
   await saveRecord(ctx, withError(record, { kind, message, hqExists, crmExists }, run.at), stored);

@@ -10,7 +10,7 @@ import { findCustomer } from '../../shared/operations/accounts';
 import type { CouplingSettings, SyncContext } from '../../shared/operations/context';
 import { processCustomer } from '../../shared/operations/process';
 import { getCustomer } from '../../shared/operations/queries';
-import { submitCreate, submitEdit } from '../../shared/operations/submit';
+import { submitCreate, submitDelete, submitEdit } from '../../shared/operations/submit';
 import { person, type RecordingDoorbell, testContext } from '../support';
 
 /**
@@ -233,6 +233,68 @@ describe('crm-sync', () => {
     expect(run.directions).toMatchObject({ ToCrm: { inserted: 1 } });
     expect(dv.row('contacts', id)).toMatchObject({ emailaddress1: customer.customer.email });
     expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([]);
+  });
+
+  it('reports an HQ customer deleted while its CRM row exists, and deletes nothing in the CRM', async () => {
+    const { ctx, doorbell, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    await submitDelete(ctx, { account: customer.customerAccount });
+    await drain(ctx, doorbell);
+    const run = await sync(ctx);
+    expect(run.directions).toMatchObject({ ToCrm: { failed: 1, deleted: 0 } });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInHq', hqExists: false, crmExists: true }),
+    ]);
+    expect(dv.row('contacts', rowIdFor(customer.asyncCustomerAccount!))).toBeDefined();
+  });
+
+  it.each([
+    ['deletes the CRM row of a customer deleted in HQ', 'hq'],
+    ['deletes the HQ customer of a row deleted in the CRM', 'crm'],
+  ] as const)('under the Delete deletion policy %s, and uncouples them', async (_, deletedIn) => {
+    const { ctx, doorbell, dv, crmUser } = await setup({ deletionPolicy: 'Delete' });
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    if (deletedIn === 'hq') await submitDelete(ctx, { account: customer.customerAccount });
+    else await crmUser.deleteRecord({ collection: 'contacts', key: id });
+    await drain(ctx, doorbell);
+    const run = await sync(ctx);
+    await drain(ctx, doorbell);
+    expect(run.counts).toMatchObject({ deleted: 1, failed: 0 });
+    expect(dv.row('contacts', id)).toBeUndefined();
+    await expect(getCustomer(ctx, customer.customerAccount)).rejects.toMatchObject({
+      code: expect.stringMatching(/NOT_FOUND$/),
+    });
+    await expect(getCoupling(ctx, customer.customerAccount)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('restores an HQ customer deleted in HQ from its CRM row under the Restore policy, same account', async () => {
+    const { ctx, doorbell, crmUser } = await setup({ deletionPolicy: 'Restore' });
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    await crmUser.update({
+      collection: 'contacts',
+      key: rowIdFor(customer.asyncCustomerAccount!),
+      data: { telephone1: '+45 5555' },
+    });
+    await submitDelete(ctx, { account: customer.customerAccount });
+    await drain(ctx, doorbell);
+    const run = await sync(ctx);
+    expect(run.directions).toMatchObject({ FromCrm: { inserted: 1 } });
+    await drain(ctx, doorbell);
+    const restored = await getCustomer(ctx, customer.customerAccount);
+    expect(restored.customer).toMatchObject({
+      email: customer.customer.email,
+      phone: '+45 5555',
+      customerGroup: 'Retail',
+    });
+    const quiet = await sync(ctx);
+    expect(quiet.counts).toMatchObject({ inserted: 0, modified: 0, failed: 0 });
   });
 
   it('creates an HQ customer for a row created in the CRM, once, and then shows its HQ account in the row', async () => {
