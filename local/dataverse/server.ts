@@ -34,8 +34,9 @@ export function createDataverseServer(parts: ServerParts): { server: Server; abo
       else response.destroy();
     });
   });
-  // Longer than a client's idle keep-alive, so the server is not the one closing a socket the client is about to
-  // reuse (that race surfaces as a random "socket hang up" in the client).
+  // dynamics-web-api's keep-alive agent never retires an idle socket itself, so whenever the server closes one the
+  // client may be just reusing it: an occasional "socket hang up". Node's 5 s makes that frequent; Dataverse's
+  // front end keeps idle connections for minutes, and so does this server.
   server.keepAliveTimeout = 65_000;
   return { server, abortDelays: () => delays.abort() };
 }
@@ -75,8 +76,8 @@ async function handle(parts: ServerParts, request: IncomingMessage, response: Se
       return reply(response, errorAnswer(errors.throttled(admission.retryAfterSeconds, maxRequests, windowMs)));
     }
   }
-  if (!/^Bearer\s+\S/i.test(request.headers.authorization ?? ''))
-    return reply(response, errorAnswer(errors.unauthorized()));
+  const authorized = /^Bearer\s+\S/i.test(request.headers.authorization ?? '');
+  if (!authorized) return reply(response, errorAnswer(errors.unauthorized()));
   if (body === undefined) return reply(response, errorAnswer(errors.tooLarge(BODY_LIMIT_BYTES)));
   if (path === undefined) return reply(response, errorAnswer(errors.unknownSegment(url.pathname)));
 

@@ -183,6 +183,9 @@ export class Store {
       for (const [id, version] of [...saved.deleted].sort((a, b) => a[1] - b[1])) {
         if (!state.rows.has(id)) state.remove(id, version);
       }
+      // The counter never hands out a version a row or deletion already has, whatever the file says.
+      for (const row of rows) this.version = Math.max(this.version, Number(row.versionnumber) || 0);
+      for (const [, version] of saved.deleted) this.version = Math.max(this.version, version);
     }
   }
 
