@@ -155,6 +155,12 @@ const FIXTURES: Record<string, Fixture> = {
   'jobs-list': { ok: 200 },
   'dead-letters-list': { ok: 200 },
   'job-run': { ok: 200 },
+  'coupling-get': { ok: 404 }, // not coupled
+  'coupling-set': { body: () => ({ crmTable: 'contacts', crmId: '00000000-0000-4000-8000-000000000001' }), ok: 404 },
+  'coupling-remove': { ok: 404 },
+  'couplings-match': { body: () => ({ fields: ['email'] }), ok: 202 },
+  'customer-sync-log': { ok: 200 },
+  'sync-errors-list': { ok: 200 },
 };
 
 /** Path parameters by name, for the data set up above. */

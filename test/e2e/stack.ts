@@ -38,6 +38,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     SERVICEBUS_CONNECTION: inject('serviceBusConnectionString'),
     TABLE_PREFIX: prefix,
     CUSTOMER_OPERATIONS_QUEUE: `q-${prefix}`,
+    DATAVERSE_URL: inject('dataverseUrl'),
     ...overrides,
   };
   // What the host prints while it stops (a shutdown step that overran, what it left behind) explains a slow
