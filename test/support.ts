@@ -55,3 +55,16 @@ export function person(overrides: Partial<Customer> = {}): Customer {
     ...overrides,
   };
 }
+
+export function organization(overrides: Partial<Customer> = {}): Customer {
+  counter++;
+  return {
+    customerType: 'Organization',
+    organizationName: `Contoso ${counter}`,
+    email: `info.${counter}.${randomBytes(4).toString('hex')}@contoso.example`,
+    customerGroup: 'Wholesale',
+    currency: 'EUR',
+    address: { street: 'Vestergade 2', city: 'Odense', postalCode: '5000', countryRegion: 'DK' },
+    ...overrides,
+  };
+}

@@ -24,16 +24,13 @@ import {
 } from '../domain/crm-mapping';
 import type { Customer } from '../domain/customer';
 import { normalizeEmail } from '../domain/hq-rules';
-import { type CustomerRecord, parseOperationId } from '../domain/operation';
+import { CRM_CHANNEL, type CustomerRecord, parseOperationId } from '../domain/operation';
 import type { CrmCursor } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
 import type { CouplingSettings, SyncContext } from '../operations/context';
 import { readCustomerUpdates } from '../operations/queries';
 import { submitCreate, submitDelete, submitEdit, submitRestore } from '../operations/submit';
 import { appendLog, hash, isAlive, rowIdFor, saveRecord, withError, withSuccess } from './records';
-
-/** The channel CRM changes are submitted from (DESIGN.md §8: one pipeline). */
-export const CRM_CHANNEL = 'crm';
 
 export const COUNT_KEYS = ['inserted', 'modified', 'deleted', 'unchanged', 'skipped', 'failed', 'coupled'] as const;
 export type Counts = Record<(typeof COUNT_KEYS)[number], number>;
@@ -187,7 +184,8 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
       feed = page.cursor;
       break;
     }
-    const keys = new Set(page.items.map((item) => item.asyncCustomerAccount ?? item.customerAccount));
+    // A customer's key is its async customer account, which every feed item carries.
+    const keys = new Set(page.items.flatMap((item) => item.asyncCustomerAccount ?? []));
     const pageWork = [...keys].map((key) => {
       const change: Change = { ...work.get(key), direction: 'ToCrm' };
       work.delete(key);
