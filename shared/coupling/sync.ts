@@ -133,16 +133,26 @@ export class SyncRun {
  * which finds the done ones in sync.
  */
 export async function crmSync(run: SyncRun): Promise<{ message: string; complete: boolean }> {
+  let complete: boolean;
+  try {
+    complete = await syncBothWays(run);
+  } catch (error) {
+    if (!(error instanceof BudgetSpent)) throw error;
+    complete = false;
+  }
+  const message = complete ? 'Completed.' : 'Stopped: the run spent its time budget; the next run resumes.';
+  return { message, complete };
+}
+
+async function syncBothWays(run: SyncRun): Promise<boolean> {
   const { ctx } = run;
   const state = ctx.store.crmSyncState;
   const cursor = await state.cursor();
   const work = new Map<string, Change>();
   const add = (key: string, change: Change) => {
     const known = work.get(key);
-    work.set(
-      key,
-      known ? { ...known, ...change, direction: known.direction === 'ToCrm' ? 'ToCrm' : change.direction } : change,
-    );
+    const direction = known?.direction === 'ToCrm' ? 'ToCrm' : change.direction;
+    work.set(key, { ...known, ...change, direction });
   };
 
   await settleAwaiting(run, add);
@@ -176,7 +186,6 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     }
   }
 
-  let complete = true;
   let feed = cursor.feed;
   for (;;) {
     const page = await readCustomerUpdates(ctx, feed);
@@ -191,20 +200,15 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
       work.delete(key);
       return [key, change] as const;
     });
-    if (!(await run.each(pageWork, ([key, change]) => syncCustomer(run, key, change)))) {
-      complete = false;
-      break;
-    }
+    if (!(await run.each(pageWork, ([key, change]) => syncCustomer(run, key, change)))) return false;
     feed = page.cursor;
     await state.saveCursor({ ...(await state.cursor()), feed });
   }
 
-  complete &&= await run.each(work, ([key, change]) => syncCustomer(run, key, change));
-  complete &&= await run.each(newRows, ({ table, row }) => importRow(run, table, row));
-  if (complete && !run.incomplete)
-    await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
-  const message = complete ? 'Completed.' : 'Stopped: the run spent its time budget; the next run resumes.';
-  return { message, complete };
+  if (!(await run.each(work, ([key, change]) => syncCustomer(run, key, change)))) return false;
+  if (!(await run.each(newRows, ({ table, row }) => importRow(run, table, row)))) return false;
+  if (!run.incomplete) await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
+  return true;
 }
 
 /** Operations submitted from CRM changes: once applied, the record is synchronized again; failed, an error. */

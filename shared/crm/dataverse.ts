@@ -102,7 +102,7 @@ class DataverseSession implements Crm {
       try {
         return await this.readAll(table, { full: false, link: deltaLink });
       } catch (error) {
-        if (codeOf(error) !== EXPIRED_TOKEN && statusOf(error) !== 410) throw error;
+        if (!(error instanceof CrmRefused && error.code === EXPIRED_TOKEN)) throw error;
         this.log(`Change tracking token of ${table} expired: reading every row to reconcile.`);
       }
     }
@@ -235,7 +235,8 @@ class DataverseSession implements Crm {
           } else if (status === 404 || status === 412) {
             throw error;
           } else {
-            throw new CrmRefused(`Dataverse refused the request (${status}): ${(error as Error).message}`);
+            const message = `Dataverse refused the request (${status}): ${(error as Error).message}`;
+            throw new CrmRefused(message, codeOf(error));
           }
           if (Date.now() + waitMs >= this.deadline) throw new BudgetSpent();
           await sleep(waitMs);

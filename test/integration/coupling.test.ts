@@ -349,6 +349,44 @@ describe('crm-sync', () => {
     ]);
   });
 
+  it('reconciles every coupled row by a full read once the delta link has expired, finding rows deleted meanwhile', async () => {
+    const { ctx, doorbell, dv, crmUser } = await setup();
+    await sync(ctx);
+    const kept = await createdCustomer(ctx, doorbell);
+    const gone = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    await crmUser.update({
+      collection: 'contacts',
+      key: rowIdFor(kept.asyncCustomerAccount!),
+      data: { telephone1: '+45 4444' },
+    });
+    await crmUser.deleteRecord({ collection: 'contacts', key: rowIdFor(gone.asyncCustomerAccount!) });
+    dv.faults.expireDeltaTokens();
+    const run = await sync(ctx);
+    expect(run.directions).toMatchObject({ FromCrm: { modified: 1, failed: 1 } });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ customerAccount: gone.customerAccount, kind: 'DeletedInCrm' }),
+    ]);
+    await drain(ctx, doorbell);
+    expect((await getCustomer(ctx, kept.customerAccount)).customer.phone).toBe('+45 4444');
+  });
+
+  it('stops cleanly when its time budget is spent, and the next runs finish the work exactly once', async () => {
+    const { ctx, doorbell, dv } = await setup({ budgetMs: 1, parallelism: 1 });
+    await sync(ctx).catch(() => undefined);
+    ctx.coupling = { ...ctx.coupling!, budgetMs: 60_000 };
+    await sync(ctx); // change tracking starts
+    for (let i = 0; i < 4; i++) await createdCustomer(ctx, doorbell);
+    ctx.coupling = { ...ctx.coupling, budgetMs: 1 };
+    const cut = await sync(ctx);
+    expect(cut.message).toMatch(/time budget/);
+    ctx.coupling = { ...ctx.coupling, budgetMs: 60_000 };
+    const rest = await sync(ctx);
+    expect(rest.message).toBe('Completed.');
+    expect(cut.counts.inserted! + rest.counts.inserted!).toBe(4);
+    expect(dv.rows('contacts')).toHaveLength(4);
+  });
+
   it('runs once at a time: a second run while one holds the lease is refused', async () => {
     const { ctx } = await setup();
     const [a, b] = await Promise.allSettled([runJob(ctx, 'crm-sync'), runJob(ctx, 'crm-sync')]);
