@@ -96,29 +96,27 @@ export class SyncRun {
     return total;
   }
 
-  /** Runs `work` for each item, `parallelism` at a time, until done or the budget is spent. */
+  /** Runs `work` for each item, `parallelism` at a time; false if the budget ran out before all were done. */
   async each<T>(items: Iterable<T>, work: (item: T) => Promise<void>): Promise<boolean> {
     const queue = [...items];
+    let next = 0;
     let complete = true;
     const worker = async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+      while (next < queue.length && complete) {
         if (this.spent) {
           complete = false;
           return;
         }
         try {
-          await work(item);
+          await work(queue[next++]!);
         } catch (error) {
-          if (error instanceof BudgetSpent) {
-            complete = false;
-            return;
-          }
-          throw error;
+          if (!(error instanceof BudgetSpent)) throw error;
+          complete = false;
         }
       }
     };
     await Promise.all(Array.from({ length: this.settings.parallelism }, worker));
-    return complete && !this.spent;
+    return complete;
   }
 }
 
