@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { SYNC_ERROR_KINDS } from '../domain/coupling';
 import { CRM_TABLES, MATCH_FIELDS } from '../domain/crm-mapping';
 import { attributeValue, MAX_ATTRIBUTES } from '../domain/customer';
-import { channelIdSchema, RESERVED_CHANNELS } from '../domain/operation';
+import { channelIdSchema } from '../domain/operation';
 import { attributePath, filterShape } from '../operations/filter';
 import { BULK_LIMIT } from '../operations/repair';
 
@@ -12,9 +12,7 @@ import { BULK_LIMIT } from '../operations/repair';
  * headers, queries and bodies. Endpoint descriptors name them; the same schemas validate requests and
  * describe them in the OpenAPI document. Header names are lower case, as requests carry them.
  */
-const channelId = channelIdSchema
-  .refine((id) => !RESERVED_CHANNELS.includes(id.toLowerCase()), 'is reserved for the service’s own operations')
-  .describe('The channel, e.g. web or pos-042; must match the token’s channel (not hq or crm).');
+const channelId = channelIdSchema.describe('The channel, e.g. web or pos-042; must match the token’s channel.');
 // Accounts and operation ids that are malformed are simply not found (404), so they are taken as text here.
 const account = z.string().describe('Either the async customer account or the customer account.');
 
