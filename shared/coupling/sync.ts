@@ -96,13 +96,18 @@ export class SyncRun {
     return total;
   }
 
-  /** Runs `work` for each item, `parallelism` at a time; false if the budget ran out before all were done. */
+  /**
+   * Runs `work` for each item, `parallelism` at a time; false if the budget ran out before all were done. If one
+   * item's work throws, the other workers take nothing more and the error is thrown once they have all stopped:
+   * nothing of a failed run goes on after it has ended (and released its lease).
+   */
   async each<T>(items: Iterable<T>, work: (item: T) => Promise<void>): Promise<boolean> {
     const queue = [...items];
     let next = 0;
     let complete = true;
+    let failure: { error: unknown } | undefined;
     const worker = async () => {
-      while (next < queue.length && complete) {
+      while (next < queue.length && complete && !failure) {
         if (this.spent) {
           complete = false;
           return;
@@ -110,12 +115,13 @@ export class SyncRun {
         try {
           await work(queue[next++]!);
         } catch (error) {
-          if (!(error instanceof BudgetSpent)) throw error;
-          complete = false;
+          if (error instanceof BudgetSpent) complete = false;
+          else failure ??= { error };
         }
       }
     };
     await Promise.all(Array.from({ length: this.settings.parallelism }, worker));
+    if (failure) throw failure.error;
     return complete;
   }
 }
@@ -752,7 +758,7 @@ async function hqCandidate(run: SyncRun, values: Snapshot): Promise<CustomerReco
 /**
  * A failure that is not a finding about the record (the CRM refused a value, or kept failing): a `Failed` sync
  * error, so the record is tried again next run and an operator sees why. Only a refusal can repeat into
- * `skipped`; an outage does not.
+ * `skipped`; an outage does not. If the error cannot be recorded, the run fails.
  */
 async function recordFailure(run: SyncRun, customerKey: string, change: Change, error: unknown): Promise<void> {
   const { ctx } = run;
@@ -776,6 +782,8 @@ async function recordFailure(run: SyncRun, customerKey: string, change: Change, 
     run.at,
     !(error instanceof CrmRefused),
   );
-  await saveRecord(ctx, failed, stored).catch(() => undefined); // the next run tries the record again anyway
+  // Not recorded, the failure would be forgotten: the cursors move past the change and no error brings the record
+  // back. So a failure to record it fails the run, whose cursors stay where they were.
+  await saveRecord(ctx, failed, stored);
   await appendLog(ctx, customerKey, run.log(change.direction, 'Failed', message)).catch(() => undefined);
 }
