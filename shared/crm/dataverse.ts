@@ -215,7 +215,8 @@ class DataverseSession implements Crm {
 
   /**
    * One request with the service protection rules: a slot, Retry-After on 429, backoff on transient failures,
-   * and the run's deadline. 4xx answers other than 404, 412 and 429 mean the CRM refused the request.
+   * and the run's deadline. 4xx answers other than 404, 412, 429 and an expired delta link mean the CRM refused
+   * the request.
    */
   private async call<T>(request: () => Promise<T>): Promise<T> {
     return this.slots.run(async () => {
@@ -232,7 +233,8 @@ class DataverseSession implements Crm {
           } else if (status === undefined || status >= 500) {
             if (attempt >= TRANSIENT_ATTEMPTS) throw error;
             waitMs = 250 * 2 ** attempt;
-          } else if (status === 404 || status === 412) {
+          } else if (status === 404 || status === 412 || status === 410 || codeOf(error) === EXPIRED_TOKEN) {
+            // Answers the caller acts on: a row gone, a failed condition, an expired delta link (a full read).
             throw error;
           } else {
             throw new CrmRefused(`Dataverse refused the request (${status}): ${(error as Error).message}`);

@@ -357,6 +357,24 @@ describe('crm-sync', () => {
     expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'JOB_RUNNING' });
   });
 
+  it('reads every row once its delta links have expired, and still brings a CRM edit made meanwhile to HQ', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    dv.faults.expireDeltaTokens();
+    await crmUser.update({
+      collection: 'contacts',
+      key: rowIdFor(customer.asyncCustomerAccount!),
+      data: { telephone1: '+45 6666' },
+    });
+    const run = await sync(ctx);
+    expect(run.message).toBe('Completed.');
+    expect(run.directions).toMatchObject({ FromCrm: { modified: 1 } });
+    await drain(ctx, doorbell);
+    expect((await getCustomer(ctx, customer.customerAccount)).customer.phone).toBe('+45 6666');
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
