@@ -99,12 +99,17 @@ export class SyncRun {
     return total;
   }
 
-  /** Runs `work` for each item, `parallelism` at a time, until done or the budget is spent. */
+  /**
+   * Runs `work` for each item, `parallelism` at a time, until done or the budget is spent. If one item's work
+   * throws, the other workers take nothing more, and the error is thrown once they have all stopped: nothing of
+   * a failed run goes on after it has ended (and released its lease).
+   */
   async each<T>(items: Iterable<T>, work: (item: T) => Promise<void>): Promise<boolean> {
     const queue = [...items];
     let complete = true;
+    let failure: { error: unknown } | undefined;
     const worker = async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+      for (let item = queue.shift(); item !== undefined && !failure; item = queue.shift()) {
         if (this.spent) {
           complete = false;
           return;
@@ -112,15 +117,14 @@ export class SyncRun {
         try {
           await work(item);
         } catch (error) {
-          if (error instanceof BudgetSpent) {
-            complete = false;
-            return;
-          }
-          throw error;
+          if (error instanceof BudgetSpent) complete = false;
+          else failure ??= { error };
+          return;
         }
       }
     };
     await Promise.all(Array.from({ length: this.settings.parallelism }, worker));
+    if (failure) throw failure.error;
     return complete && !this.spent;
   }
 }
