@@ -756,7 +756,7 @@ async function hqCandidate(run: SyncRun, values: Snapshot): Promise<CustomerReco
 /**
  * A failure that is not a finding about the record (the CRM refused a value, or kept failing): a `Failed` sync
  * error, so the record is tried again next run and an operator sees why. Only a refusal can repeat into
- * `skipped`; an outage does not.
+ * `skipped`; an outage does not. If the error cannot be recorded, the run fails (see below).
  */
 async function recordFailure(run: SyncRun, customerKey: string, change: Change, error: unknown): Promise<void> {
   const { ctx } = run;
@@ -780,6 +780,8 @@ async function recordFailure(run: SyncRun, customerKey: string, change: Change, 
     run.at,
     !(error instanceof CrmRefused),
   );
-  await saveRecord(ctx, failed, stored).catch(() => undefined); // the next run tries the record again anyway
+  // Not recorded, the failure would be forgotten: the cursors move past the change and no error brings the record
+  // back. So a failure to record it fails the run, whose cursors stay where they were.
+  await saveRecord(ctx, failed, stored);
   await appendLog(ctx, customerKey, run.log(change.direction, 'Failed', message)).catch(() => undefined);
 }
