@@ -215,7 +215,8 @@ class DataverseSession implements Crm {
 
   /**
    * One request with the service protection rules: a slot, Retry-After on 429, backoff on transient failures,
-   * and the run's deadline. 4xx answers other than 404, 412 and 429 mean the CRM refused the request.
+   * and the run's deadline. 4xx answers other than 404, 412 and 429 mean the CRM refused the request (with
+   * Dataverse's error code, which tells an expired delta link).
    */
   private async call<T>(request: () => Promise<T>): Promise<T> {
     return this.slots.run(async () => {

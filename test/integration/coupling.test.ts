@@ -397,6 +397,25 @@ describe('crm-sync', () => {
     await expect(runJob(ctx, 'crm-sync')).resolves.toMatchObject({ job: 'crm-sync' }); // released
   });
 
+  it('sends an HQ edit in a later run when a run could not even record that sending it failed', async () => {
+    const { ctx, doorbell, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    await submitEdit(ctx, { channel: 'web', account: customer.customerAccount, patch: { address: { city: 'Vejle' } } });
+    await drain(ctx, doorbell);
+    // The CRM refuses the write, and storage is down while the run records that.
+    dv.faults.failNext(1, 400, { method: 'PATCH' });
+    const records = ctx.store.syncRecords;
+    const save = records.save.bind(records);
+    records.save = () => Promise.reject(new Error('storage unavailable'));
+    await sync(ctx).catch(() => undefined);
+    records.save = save;
+
+    await sync(ctx);
+    expect(dv.row('contacts', rowIdFor(customer.asyncCustomerAccount!))).toMatchObject({ address1_city: 'Vejle' });
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
+import { SyncRun } from '../../shared/coupling/sync';
 import { agreed, decide, sameError, type SyncError } from '../../shared/domain/coupling';
+import type { Crm } from '../../shared/domain/crm';
 import {
   crmSnapshot,
   customerFromRow,
@@ -11,6 +13,7 @@ import {
   toHqChanges,
 } from '../../shared/domain/crm-mapping';
 import type { Customer } from '../../shared/domain/customer';
+import type { CouplingSettings, SyncContext } from '../../shared/operations/context';
 
 const contacts = MAPPINGS.contacts;
 const ann: Customer = {
@@ -162,5 +165,25 @@ describe('repeated errors', () => {
     expect(sameError(error, { ...error, differences: [{ ...error.differences![0]!, crmValue: '3' }] })).toBe(false);
     expect(sameError(error, { ...error, kind: 'Failed' })).toBe(false);
     expect(sameError(undefined, error)).toBe(false);
+  });
+});
+
+describe('a run’s parallel work', () => {
+  it('stops every worker before the run fails, so nothing of a failed run overlaps the next one', async () => {
+    const ctx = { clock: () => new Date() } as SyncContext;
+    const settings = { crm: () => ({}) as Crm, budgetMs: 60_000, parallelism: 4 } as unknown as CouplingSettings;
+    const run = new SyncRun(ctx, settings, 'test');
+    const done: number[] = [];
+    const items = Array.from({ length: 20 }, (_, i) => i);
+    const failed = run.each(items, async (i) => {
+      if (i === 1) throw new Error('storage unavailable');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      done.push(i);
+    });
+    await expect(failed).rejects.toThrow('storage unavailable');
+    const atFailure = done.length;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(done).toHaveLength(atFailure);
+    expect(atFailure).toBeLessThan(items.length - 1);
   });
 });
