@@ -351,9 +351,21 @@ async function syncRun(h: Harness, faulty: boolean): Promise<{ run?: JobRun; err
   return { ...outcome, died: proc.dead };
 }
 
-/** Applies every operation submitted, as the queue trigger and the sync-pending job would. */
-async function drain(h: Harness) {
+/**
+ * Applies every operation submitted, as the queue trigger and the sync-pending job would; with `share` < 1,
+ * only that share of the customers rung (HQ lagging behind: the rest stay pending, their doorbells rung).
+ */
+async function drain(h: Harness, share = 1) {
   const start = Date.now();
+  if (share < 1) {
+    const rung = h.doorbell.rung.splice(0);
+    for (const key of new Set(rung.map((d) => d.customerKey))) {
+      if (h.rnd() < share) await processCustomer(h.ctx, key);
+      else h.doorbell.rung.push(...rung.filter((d) => d.customerKey === key));
+    }
+    h.time.drains += Date.now() - start;
+    return;
+  }
   for (let i = 0; i < 10; i++) {
     while (h.doorbell.rung.length > 0) {
       const rung = h.doorbell.rung.splice(0);
@@ -686,7 +698,9 @@ describe('crm-sync under faults: random changes on both sides, a failing CRM, a 
       for (let c = 0; c < CUSTOMERS; c++) await createInHq(h);
       await drain(h);
       const first = await syncRun(h, false);
-      expect(first.run?.counts).toMatchObject({ inserted: CUSTOMERS, failed: 0 });
+      // Under load a create can outlast the connector's timeout: its retry finds the row and couples it.
+      expect(first.run?.counts.failed).toBe(0);
+      expect((first.run?.counts.inserted ?? 0) + (first.run?.counts.coupled ?? 0)).toBe(CUSTOMERS);
 
       for (let round = 1; round <= ROUNDS; round++) {
         const start = Date.now();
@@ -695,11 +709,13 @@ describe('crm-sync under faults: random changes on both sides, a failing CRM, a 
           await crmAction(h, round);
         }
         h.time.actions += Date.now() - start;
-        await drain(h);
+        // HQ applies what was submitted, or lags behind: some operations are still pending during the runs.
+        const lag = () => pick(h, [1, 1, 0.5, 0]);
+        await drain(h, lag());
         // Faulty runs until one gets through (at most three): each restarted process finds the work half done.
         for (let attempt = 1; attempt <= 3; attempt++) {
           const outcome = await syncRun(h, true);
-          await drain(h);
+          await drain(h, lag());
           if (outcome.run && !outcome.died) break;
         }
       }
