@@ -324,7 +324,17 @@ async function syncPair(
   const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
   // Not read: the row is as it was at the last synchronization (a write below is conditional on that).
   const crmValues = row ? crmSnapshot(mapping, row.columns) : record.base;
-  const decision = decide(mapping, record.base, hqValues, crmValues, settings.conflictPolicy);
+  let decision = decide(mapping, record.base, hqValues, crmValues, settings.conflictPolicy);
+  if (decision.kind === 'write' && decision.toHq.length > 0) {
+    // A change from the CRM is applied after the operations HQ has accepted but not applied yet: decided against
+    // HQ as those will leave it too, it never silently overwrites a newer HQ edit still on its way.
+    const ahead = await hqAhead(ctx, hq);
+    if (ahead) {
+      const aheadValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: ahead });
+      const later = decide(mapping, record.base, aheadValues, crmValues, settings.conflictPolicy);
+      if (later.kind === 'conflict') decision = later;
+    }
+  }
   if (decision.kind === 'conflict') {
     const message = `Modified in both apps: ${decision.differences.map((d) => d.field).join(', ')} differ.`;
     const next = withError(
@@ -377,6 +387,22 @@ async function syncPair(
   if (awaiting) await ctx.store.crmSyncState.await(record.customerKey);
   await saveRecord(ctx, next, stored);
   await appendLog(ctx, record.customerKey, ...logs);
+}
+
+/**
+ * The HQ customer as it will be once the edits HQ has accepted but not applied yet are applied, if there are any.
+ * Earlier operations from the CRM are left out: a new change from the CRM comes after them and supersedes them.
+ */
+async function hqAhead(ctx: SyncContext, hq: CustomerRecord & { customer: Customer }): Promise<Customer | undefined> {
+  const seqs: number[] = [];
+  for (let seq = hq.appliedThrough + 1; seq < hq.nextSeq && seqs.length < 100; seq++) seqs.push(seq);
+  const ops = await Promise.all(seqs.map((seq) => ctx.store.customers.getOperationHead(hq.customerKey, seq)));
+  let ahead: Customer | undefined;
+  for (const op of ops) {
+    if (op?.type !== 'Update' || op.status === 'Failed' || op.channel === CRM_CHANNEL) continue;
+    ahead = applyChanges(ahead ?? hq.customer, op.changes) as Customer;
+  }
+  return ahead;
 }
 
 /**

@@ -394,6 +394,34 @@ describe('crm-sync', () => {
     expect(dv.row('contacts', rowIdFor(customer.asyncCustomerAccount!))).toMatchObject({ address1_city: 'Vejle' });
   });
 
+  it('reports a CRM edit and an HQ edit still being applied as modified in both apps, overwriting neither', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.update({ collection: 'contacts', key: id, data: { address1_city: 'Vejle' } });
+    // Then a channel edits the same field: HQ has accepted the edit, and applies it only after the run.
+    await submitEdit(ctx, {
+      channel: 'web',
+      account: customer.customerAccount,
+      patch: { address: { city: 'Odense' } },
+    });
+    const run = await sync(ctx);
+    expect(run.counts).toMatchObject({ failed: 1, modified: 0 });
+    await drain(ctx, doorbell);
+    await sync(ctx);
+
+    expect((await getCustomer(ctx, customer.customerAccount)).customer.address?.city).toBe('Odense');
+    expect(dv.row('contacts', id)).toMatchObject({ address1_city: 'Vejle' });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({
+        kind: 'ModifiedInBoth',
+        differences: [{ field: 'address.city', crmField: 'address1_city', hqValue: 'Odense', crmValue: 'Vejle' }],
+      }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
