@@ -47,6 +47,8 @@ interface Change {
   crmDeleted?: boolean;
   /** Look again even if nothing seems changed (an open error, an operation just applied, a new coupling). */
   recheck?: boolean;
+  /** Released from waiting for an HQ operation: it leaves the awaiting list once it has been synchronized. */
+  settle?: boolean;
 }
 
 /**
@@ -154,6 +156,12 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
 
   await settleAwaiting(run, add);
   await addOpenErrors(run, add);
+  const syncAndSettle = async ([key, change]: readonly [string, Change]) => {
+    await syncCustomer(run, key, change);
+    // Not before: the CRM changes seen while the record waited were left for this look, and a run that stops
+    // first leaves the record listed, so that the next run looks again. Unless it waits again.
+    if (change.settle && !(await ctx.store.syncRecords.get(key))?.value.awaiting) await state.settled(key);
+  };
 
   const deltaLinks: CrmCursor['deltaLinks'] = {};
   const newRows: { table: CrmTable; row: CrmRow }[] = [];
@@ -197,7 +205,7 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
       work.delete(key);
       return [key, change] as const;
     });
-    if (!(await run.each(pageWork, ([key, change]) => syncCustomer(run, key, change)))) {
+    if (!(await run.each(pageWork, syncAndSettle))) {
       complete = false;
       break;
     }
@@ -205,7 +213,7 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     await state.saveCursor({ ...(await state.cursor()), feed });
   }
 
-  complete &&= await run.each(work, ([key, change]) => syncCustomer(run, key, change));
+  complete &&= await run.each(work, syncAndSettle);
   complete &&= await run.each(newRows, ({ table, row }) => importRow(run, table, row));
   if (complete && !run.incomplete)
     await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
@@ -220,14 +228,15 @@ async function settleAwaiting(run: SyncRun, add: (key: string, change: Change) =
     const stored = await ctx.store.syncRecords.get(key);
     const record = stored?.value;
     const id = record?.awaiting && parseOperationId(record.awaiting);
-    if (!stored || !record || !id) return ctx.store.crmSyncState.settled(key);
+    if (!stored || !record) return ctx.store.crmSyncState.settled(key);
+    // Released by a run that stopped before looking at it again.
+    if (!id) return add(key, { direction: 'FromCrm', recheck: true, settle: true });
     const op = await ctx.store.customers.getOperationHead(id.customerKey, id.seq);
     if (op?.status === 'Synced' || !op) {
       const next = { ...record, customerAccount: op?.customerAccount ?? record.customerAccount };
       delete next.awaiting;
       await saveRecord(ctx, next, stored);
-      await ctx.store.crmSyncState.settled(key);
-      add(key, { direction: 'FromCrm', recheck: true });
+      add(key, { direction: 'FromCrm', recheck: true, settle: true });
     } else if (op.status === 'Failed' && !record.skipped) {
       const message = `HQ refused the change from the CRM (operation ${op.operationId}): ${op.lastError?.message ?? op.changeDescription}`;
       const failed = withError(record, { kind: 'Failed', message, hqExists: true, crmExists: true }, run.at);

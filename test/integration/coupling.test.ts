@@ -422,6 +422,30 @@ describe('crm-sync', () => {
     ]);
   });
 
+  it('reports a row deleted while its CRM edit was being applied in HQ, even after a run that stopped settling it', async () => {
+    const { ctx, doorbell, crmUser } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 7777' } });
+    await sync(ctx); // submitted to HQ; the record waits for it
+    await crmUser.deleteRecord({ collection: 'contacts', key: id });
+    await sync(ctx); // the deletion is seen while the record waits
+    await drain(ctx, doorbell);
+    // The run that sees the operation applied stops right after releasing the record (its process dies).
+    const state = ctx.store.crmSyncState;
+    const settled = state.settled.bind(state);
+    state.settled = () => Promise.reject(new Error('the process died'));
+    await sync(ctx).catch(() => undefined);
+    state.settled = settled;
+
+    await sync(ctx);
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInCrm', hqExists: true, crmExists: false }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
