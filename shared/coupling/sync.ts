@@ -44,6 +44,8 @@ interface Change {
   crmDeleted?: boolean;
   /** Look again even if nothing seems changed (an open error, an operation just applied, a new coupling). */
   recheck?: boolean;
+  /** Released from waiting for an HQ operation: it leaves the awaiting list once it has been synchronized. */
+  settle?: boolean;
 }
 
 /**
@@ -161,6 +163,12 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
 
   await settleAwaiting(run, add);
   await addOpenErrors(run, add);
+  const syncAndSettle = async ([key, change]: readonly [string, Change]) => {
+    await syncCustomer(run, key, change);
+    // Not before: the CRM changes seen while the record waited were left for this look, and a run that stops
+    // first leaves the record listed, so that the next run looks again. Unless it waits again.
+    if (change.settle && !(await ctx.store.syncRecords.get(key))?.value.awaiting) await state.settled(key);
+  };
 
   const deltaLinks: CrmCursor['deltaLinks'] = {};
   const newRows: { table: CrmTable; row: CrmRow }[] = [];
@@ -204,12 +212,12 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
       work.delete(key);
       return [key, change] as const;
     });
-    if (!(await run.each(pageWork, ([key, change]) => syncCustomer(run, key, change)))) return false;
+    if (!(await run.each(pageWork, syncAndSettle))) return false;
     feed = page.cursor;
     await state.saveCursor({ ...(await state.cursor()), feed });
   }
 
-  if (!(await run.each(work, ([key, change]) => syncCustomer(run, key, change)))) return false;
+  if (!(await run.each(work, syncAndSettle))) return false;
   if (!(await run.each(newRows, ({ table, row }) => importRow(run, table, row)))) return false;
   if (!run.incomplete) await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
   return true;
@@ -222,14 +230,15 @@ async function settleAwaiting(run: SyncRun, add: (key: string, change: Change) =
     const stored = await ctx.store.syncRecords.get(key);
     const record = stored?.value;
     const id = record?.awaiting && parseOperationId(record.awaiting);
-    if (!stored || !record || !id) return ctx.store.crmSyncState.settled(key);
+    if (!stored || !record) return ctx.store.crmSyncState.settled(key);
+    // Released by a run that stopped before looking at it again.
+    if (!id) return add(key, { direction: 'FromCrm', recheck: true, settle: true });
     const op = await ctx.store.customers.getOperationHead(id.customerKey, id.seq);
     if (op?.status === 'Synced' || !op) {
       const next = { ...record, customerAccount: op?.customerAccount ?? record.customerAccount };
       delete next.awaiting;
       await saveRecord(ctx, next, stored);
-      await ctx.store.crmSyncState.settled(key);
-      add(key, { direction: 'FromCrm', recheck: true });
+      add(key, { direction: 'FromCrm', recheck: true, settle: true });
     } else if (op.status === 'Failed' && !record.skipped) {
       const message = `HQ refused the change from the CRM (operation ${op.operationId}): ${op.lastError?.message ?? op.changeDescription}`;
       const failed = withError(record, { kind: 'Failed', message, hqExists: true, crmExists: true }, run.at);
@@ -326,7 +335,17 @@ async function syncPair(
   const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
   // Not read: the row is as it was at the last synchronization (a write below is conditional on that).
   const crmValues = row ? crmSnapshot(mapping, row.columns) : record.base;
-  const decision = decide(mapping, record.base, hqValues, crmValues, settings.conflictPolicy);
+  let decision = decide(mapping, record.base, hqValues, crmValues, settings.conflictPolicy);
+  if (decision.kind === 'write' && decision.toHq.length > 0) {
+    // A change from the CRM is applied after the operations HQ has accepted but not applied yet: decided against
+    // HQ as those will leave it too, it never silently overwrites a newer HQ edit still on its way.
+    const ahead = await hqAhead(ctx, hq);
+    if (ahead) {
+      const aheadValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: ahead });
+      const later = decide(mapping, record.base, aheadValues, crmValues, settings.conflictPolicy);
+      if (later.kind === 'conflict') decision = later;
+    }
+  }
   if (decision.kind === 'conflict') {
     const message = `Modified in both apps: ${decision.differences.map((d) => d.field).join(', ')} differ.`;
     const next = withError(
@@ -379,6 +398,22 @@ async function syncPair(
   if (awaiting) await ctx.store.crmSyncState.await(record.customerKey);
   await saveRecord(ctx, next, stored);
   await appendLog(ctx, record.customerKey, ...logs);
+}
+
+/**
+ * The HQ customer as it will be once the edits HQ has accepted but not applied yet are applied, if there are any.
+ * Earlier operations from the CRM are left out: a new change from the CRM comes after them and supersedes them.
+ */
+async function hqAhead(ctx: SyncContext, hq: CustomerRecord & { customer: Customer }): Promise<Customer | undefined> {
+  const seqs: number[] = [];
+  for (let seq = hq.appliedThrough + 1; seq < hq.nextSeq && seqs.length < 100; seq++) seqs.push(seq);
+  const ops = await Promise.all(seqs.map((seq) => ctx.store.customers.getOperationHead(hq.customerKey, seq)));
+  let ahead: Customer | undefined;
+  for (const op of ops) {
+    if (op?.type !== 'Update' || op.status === 'Failed' || op.channel === CRM_CHANNEL) continue;
+    ahead = applyChanges(ahead ?? hq.customer, op.changes) as Customer;
+  }
+  return ahead;
 }
 
 /**

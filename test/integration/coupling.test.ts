@@ -416,6 +416,58 @@ describe('crm-sync', () => {
     expect(dv.row('contacts', rowIdFor(customer.asyncCustomerAccount!))).toMatchObject({ address1_city: 'Vejle' });
   });
 
+  it('reports a CRM edit and an HQ edit still being applied as modified in both apps, overwriting neither', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.update({ collection: 'contacts', key: id, data: { address1_city: 'Vejle' } });
+    // Then a channel edits the same field: HQ has accepted the edit, and applies it only after the run.
+    await submitEdit(ctx, {
+      channel: 'web',
+      account: customer.customerAccount,
+      patch: { address: { city: 'Odense' } },
+    });
+    const run = await sync(ctx);
+    expect(run.counts).toMatchObject({ failed: 1, modified: 0 });
+    await drain(ctx, doorbell);
+    await sync(ctx);
+
+    expect((await getCustomer(ctx, customer.customerAccount)).customer.address?.city).toBe('Odense');
+    expect(dv.row('contacts', id)).toMatchObject({ address1_city: 'Vejle' });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({
+        kind: 'ModifiedInBoth',
+        differences: [{ field: 'address.city', crmField: 'address1_city', hqValue: 'Odense', crmValue: 'Vejle' }],
+      }),
+    ]);
+  });
+
+  it('reports a row deleted while its CRM edit was being applied in HQ, even after a run that stopped settling it', async () => {
+    const { ctx, doorbell, crmUser } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 7777' } });
+    await sync(ctx); // submitted to HQ; the record waits for it
+    await crmUser.deleteRecord({ collection: 'contacts', key: id });
+    await sync(ctx); // the deletion is seen while the record waits
+    await drain(ctx, doorbell);
+    // The run that sees the operation applied stops right after releasing the record (its process dies).
+    const state = ctx.store.crmSyncState;
+    const settled = state.settled.bind(state);
+    state.settled = () => Promise.reject(new Error('the process died'));
+    await sync(ctx).catch(() => undefined);
+    state.settled = settled;
+
+    await sync(ctx);
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInCrm', hqExists: true, crmExists: false }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);

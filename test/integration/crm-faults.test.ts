@@ -351,9 +351,21 @@ async function syncRun(h: Harness, faulty: boolean): Promise<{ run?: JobRun; err
   return { ...outcome, died: proc.dead };
 }
 
-/** Applies every operation submitted, as the queue trigger and the sync-pending job would. */
-async function drain(h: Harness) {
+/**
+ * Applies every operation submitted, as the queue trigger and the sync-pending job would; with `share` < 1,
+ * only that share of the customers rung (HQ lagging behind: the rest stay pending, their doorbells rung).
+ */
+async function drain(h: Harness, share = 1) {
   const start = Date.now();
+  if (share < 1) {
+    const rung = h.doorbell.rung.splice(0);
+    for (const key of new Set(rung.map((d) => d.customerKey))) {
+      if (h.rnd() < share) await processCustomer(h.ctx, key);
+      else h.doorbell.rung.push(...rung.filter((d) => d.customerKey === key));
+    }
+    h.time.drains += Date.now() - start;
+    return;
+  }
   for (let i = 0; i < 10; i++) {
     while (h.doorbell.rung.length > 0) {
       const rung = h.doorbell.rung.splice(0);
@@ -445,17 +457,19 @@ function newValue(h: Harness, field: string, side: string): string {
 
 const EDITED_FIELDS = ['phone', 'phone', 'address.city', 'address.city', 'email'] as const;
 
-async function hqAction(h: Harness, round: number) {
+/** The entities whose HQ customer exists (its create applied) and is not deleted: those HQ can edit. */
+async function inHq(h: Harness): Promise<Entity[]> {
+  const found: Entity[] = [];
+  for (const e of h.entities) if (!e.deleted.hq && (await hqSide(h, e))) found.push(e);
+  return found;
+}
+
+async function hqAction(h: Harness, round: number, editable: Entity[]) {
   const roll = h.rnd();
   if (roll < 0.15) return createInHq(h);
-  const candidates: { e: Entity; record: CustomerRecord }[] = [];
-  for (const e of h.entities) {
-    if (e.deleted.hq) continue;
-    const record = await hqSide(h, e);
-    if (record) candidates.push({ e, record });
-  }
+  const candidates = editable.filter((e) => !e.deleted.hq);
   if (candidates.length === 0) return createInHq(h);
-  const { e } = pick(h, candidates);
+  const e = pick(h, candidates);
   if (roll < 0.27) {
     await submitDelete(h.ctx, { account: e.hqKey! });
     e.deleted.hq = true;
@@ -615,7 +629,12 @@ async function violations(h: Harness) {
 
   let agreeing = 0;
   let excused = 0;
+  const flagged = new Set<Entity>();
   for (const e of h.entities) {
+    const flag = (problem: string) => {
+      problems.push(problem);
+      flagged.add(e);
+    };
     const at = () => `${e.name} (HQ ${String(e.hqKey)}, CRM ${e.crmId}; ${e.history.join('; ')})`;
     const hq = e.hqKey ? customers.get(e.hqKey) : undefined;
     const row = rows.find((r) => r.contactid === e.crmId);
@@ -624,26 +643,26 @@ async function violations(h: Harness) {
 
     // No deletion crossed over without a policy (None): the other side is still there, and the deletion reported.
     if (e.deleted.hq) {
-      if (alive(hq)) problems.push(`${at()}: deleted in HQ, but alive in HQ`);
-      if (!e.deleted.crm && e.otherExisted.crm && !row) problems.push(`${at()}: deleted in HQ, and its CRM row too`);
+      if (alive(hq)) flag(`${at()}: deleted in HQ, but alive in HQ`);
+      if (!e.deleted.crm && e.otherExisted.crm && !row) flag(`${at()}: deleted in HQ, and its CRM row too`);
       if (row && !(error?.kind === 'DeletedInHq' || error?.skipped)) {
-        problems.push(`${at()}: deleted in HQ, its CRM row exists, no DeletedInHq error (${error?.kind})`);
+        flag(`${at()}: deleted in HQ, its CRM row exists, no DeletedInHq error (${error?.kind})`);
       }
     }
     if (e.deleted.crm) {
-      if (row) problems.push(`${at()}: deleted in the CRM, but the row exists`);
-      if (!e.deleted.hq && e.otherExisted.hq && !alive(hq)) problems.push(`${at()}: deleted in the CRM, and in HQ too`);
+      if (row) flag(`${at()}: deleted in the CRM, but the row exists`);
+      if (!e.deleted.hq && e.otherExisted.hq && !alive(hq)) flag(`${at()}: deleted in the CRM, and in HQ too`);
       if (alive(hq) && !(error?.kind === 'DeletedInCrm' || error?.skipped)) {
-        problems.push(`${at()}: deleted in the CRM, its HQ customer exists, no DeletedInCrm error (${error?.kind})`);
+        flag(`${at()}: deleted in the CRM, its HQ customer exists, no DeletedInCrm error (${error?.kind})`);
       }
     }
     if (e.deleted.hq || e.deleted.crm) continue;
     if (!alive(hq) || !row) {
-      problems.push(`${at()}: HQ ${alive(hq) ? 'exists' : 'missing'}, CRM ${row ? 'exists' : 'missing'}`);
+      flag(`${at()}: HQ ${alive(hq) ? 'exists' : 'missing'}, CRM ${row ? 'exists' : 'missing'}`);
       continue;
     }
     if (!isCoupled(record) || record.crmId !== e.crmId) {
-      if (!error) problems.push(`${at()}: not coupled with its row, unreported`);
+      if (!error) flag(`${at()}: not coupled with its row, unreported`);
       continue;
     }
     // Every coupled pair agrees on every synchronized field, or is a reported sync error.
@@ -651,7 +670,7 @@ async function violations(h: Harness) {
     const crmValues = crmSnapshot(mapping, row);
     const differing = mapping.fields.filter((f) => hqValues[f.field] !== crmValues[f.field]).map((f) => f.field);
     if (differing.length > 0 && !error) {
-      problems.push(`${at()}: ${differing.map((f) => `${f} HQ ${hqValues[f]} ≠ CRM ${crmValues[f]}`).join(', ')}`);
+      flag(`${at()}: ${differing.map((f) => `${f} HQ ${hqValues[f]} ≠ CRM ${crmValues[f]}`).join(', ')}`);
     }
     // No edit lost without a reported conflict: both sides hold the last edit of every field.
     if (error || (await conflictLogged(e.hqKey!))) {
@@ -665,12 +684,29 @@ async function violations(h: Harness) {
         lost.push(`${field}: want ${want}, HQ ${hqValues[field]}, CRM ${crmValues[field]}`);
       }
     }
-    if (lost.length > 0) problems.push(`${at()}: edit lost without a conflict: ${lost.join(', ')}`);
+    if (lost.length > 0) flag(`${at()}: edit lost without a conflict: ${lost.join(', ')}`);
     else agreeing++;
+  }
+  // What the sync knew of each entity in trouble: its record and its log, oldest first.
+  const details: string[] = [];
+  for (const e of flagged) {
+    const r = e.hqKey ? records.get(e.hqKey) : undefined;
+    const state = r && {
+      crmId: r.crmId,
+      crmVersion: r.crmVersion,
+      hqVersion: r.hqVersion,
+      awaiting: r.awaiting,
+      error: r.error?.kind,
+      skipped: r.skipped,
+      decoupled: r.decoupled,
+    };
+    const log = e.hqKey ? (await h.ctx.store.syncLog.page(e.hqKey, 50)).items.reverse() : [];
+    const lines = log.map((l) => `${l.direction} ${l.result}: ${l.detail}`);
+    details.push(`${e.name}: record ${JSON.stringify(state)}; log: ${lines.join(' | ')}`);
   }
   const errorKinds: Record<string, number> = {};
   for (const r of records.values()) if (r.error) errorKinds[r.error.kind] = (errorKinds[r.error.kind] ?? 0) + 1;
-  return { problems, agreeing, excused, errorKinds, customers: customers.size, rows: rows.length };
+  return { problems, details, agreeing, excused, errorKinds, customers: customers.size, rows: rows.length };
 }
 
 describe('crm-sync under faults: random changes on both sides, a failing CRM, a dying sync process', () => {
@@ -686,20 +722,25 @@ describe('crm-sync under faults: random changes on both sides, a failing CRM, a 
       for (let c = 0; c < CUSTOMERS; c++) await createInHq(h);
       await drain(h);
       const first = await syncRun(h, false);
-      expect(first.run?.counts).toMatchObject({ inserted: CUSTOMERS, failed: 0 });
+      // Under load a create can outlast the connector's timeout: its retry finds the row and couples it.
+      expect(first.run?.counts.failed).toBe(0);
+      expect((first.run?.counts.inserted ?? 0) + (first.run?.counts.coupled ?? 0)).toBe(CUSTOMERS);
 
       for (let round = 1; round <= ROUNDS; round++) {
         const start = Date.now();
+        const editable = await inHq(h);
         for (let a = 0; a < ACTIONS; a++) {
-          await hqAction(h, round);
+          await hqAction(h, round, editable);
           await crmAction(h, round);
         }
         h.time.actions += Date.now() - start;
-        await drain(h);
+        // HQ applies what was submitted, or lags behind: some operations are still pending during the runs.
+        const lag = () => pick(h, [1, 1, 0.5, 0]);
+        await drain(h, lag());
         // Faulty runs until one gets through (at most three): each restarted process finds the work half done.
         for (let attempt = 1; attempt <= 3; attempt++) {
           const outcome = await syncRun(h, true);
-          await drain(h);
+          await drain(h, lag());
           if (outcome.run && !outcome.died) break;
         }
       }
@@ -742,7 +783,7 @@ describe('crm-sync under faults: random changes on both sides, a failing CRM, a 
         );
       }
       expect(injected).toBeGreaterThan(0);
-      expect(found.problems).toEqual([]);
+      expect(found.problems, found.details.join('\n')).toEqual([]);
       // No echo: the third run writes nothing to either side.
       expect(crmWrites(h.dv)).toBe(writesBefore);
       expect(operationCount(await allCustomers(h))).toBe(operationsBefore);
