@@ -101,6 +101,7 @@ describe('crm-sync', () => {
       crmId: rowIdFor(key),
       lastSyncResult: 'Success',
       skipped: false,
+      lastSync: { ToCrm: { at: expect.any(String), result: 'Inserted', job: 'crm-sync', run: expect.any(String) } },
     });
     const log = await syncLogPage(ctx, customer.customerAccount, 10);
     expect(log.items).toEqual([
