@@ -294,12 +294,48 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   if (record?.decoupled || record?.awaiting) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
-    if (!isAlive(hq)) return;
+    if (!isAlive(hq)) return coupleInsertedRow(run, customerKey, stored, hq);
     const outcome = await matchOrInsert(run, hq, stored, { fields: run.settings.matchFields, insert: true });
     run.count('ToCrm', outcome === 'multipleMatches' ? 'failed' : outcome === 'noMatch' ? 'unchanged' : outcome);
     return;
   }
   await syncPair(run, { value: record, etag: stored!.etag }, hq, change);
+}
+
+/**
+ * A customer deleted in HQ before a run recorded its insert: if the insert did create the row (the run stopped
+ * in between), the row is coupled now, so that the deletion is reported (or follows the deletion policy) like
+ * any other, never left in the CRM unseen. The reverse index names the customer from before the insert.
+ */
+async function coupleInsertedRow(
+  run: SyncRun,
+  customerKey: string,
+  stored: Versioned<SyncRecord> | undefined,
+  hq: CustomerRecord | undefined,
+): Promise<void> {
+  const { ctx } = run;
+  if (!hq?.deletedCustomer) return;
+  const table = tableFor(hq.deletedCustomer.customerType);
+  const id = rowIdFor(customerKey);
+  if ((await ctx.store.syncRecords.customerKeyOfRow(table, id)) !== customerKey) return;
+  const row = await run.crm.get(table, id);
+  if (!row) return;
+  const record: SyncRecord = {
+    ...(stored?.value ?? { customerKey, base: {}, repeats: 0, skipped: false }),
+    customerAccount: hq.customerAccount,
+    asyncCustomerAccount: hq.asyncCustomerAccount,
+    crmTable: table,
+    crmId: id,
+    coupledAt: run.at,
+    crmVersion: row.version,
+  };
+  const etag = await saveRecord(ctx, record, stored);
+  await appendLog(
+    ctx,
+    customerKey,
+    run.log('ToCrm', 'Coupled', `Coupled with the row an earlier attempt created: CRM ${table} row ${id}.`),
+  );
+  await settleDeletion(run, { value: record, etag }, hq, row, { direction: 'ToCrm' });
 }
 
 type Coupled = SyncRecord & { crmId: string };

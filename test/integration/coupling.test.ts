@@ -469,6 +469,28 @@ describe('crm-sync', () => {
     ]);
   });
 
+  it('reports the row a crashed insert created when its HQ customer is deleted before the next run', async () => {
+    const { ctx, doorbell, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    // The run inserts the row and dies before it records the coupling.
+    const records = ctx.store.syncRecords;
+    const save = records.save.bind(records);
+    records.save = () => Promise.reject(new Error('the process died'));
+    await sync(ctx).catch(() => undefined);
+    records.save = save;
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    expect(dv.row('contacts', id)).toBeDefined();
+    await submitDelete(ctx, { account: customer.customerAccount });
+    await drain(ctx, doorbell);
+
+    await sync(ctx);
+    expect(dv.row('contacts', id)).toBeDefined();
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInHq', crmId: id, hqExists: false, crmExists: true }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
