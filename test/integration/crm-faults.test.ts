@@ -716,7 +716,13 @@ async function violations(h: Harness) {
     details.push(`${e.name}: record ${JSON.stringify(state)}; log: ${lines.join(' | ')}`);
   }
   const errorKinds: Record<string, number> = {};
-  for (const r of records.values()) if (r.error) errorKinds[r.error.kind] = (errorKinds[r.error.kind] ?? 0) + 1;
+  for (const r of records.values()) {
+    if (!r.error) continue;
+    // Failed errors by what they say (without operation ids and accounts).
+    const message = r.error.message.replace(/ \(operation [^)]*\)/g, '').replace(/\b(ASYNC-\w+|C\d{6,})\b/g, '…');
+    const kind = r.error.kind === 'Failed' ? `Failed: ${message}` : r.error.kind;
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+  }
   return { problems, details, agreeing, excused, errorKinds, customers: customers.size, rows: rows.length };
 }
 
