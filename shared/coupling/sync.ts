@@ -24,6 +24,7 @@ import {
 } from '../domain/crm-mapping';
 import type { Customer } from '../domain/customer';
 import { normalizeEmail } from '../domain/hq-rules';
+import { isFinal } from '../domain/lifecycle';
 import { type CustomerRecord, parseOperationId } from '../domain/operation';
 import type { CrmCursor } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
@@ -133,7 +134,8 @@ export class SyncRun {
 
 /**
  * The crm-sync job (DESIGN.md §8). In order:
- * 1. operations submitted from CRM changes earlier: applied ones release their record, failed ones are errors;
+ * 1. operations submitted from CRM changes earlier: applied ones, and ones refused for good (the customer was
+ *    deleted), release their record; other failed ones are errors;
  * 2. records with an open error that is not skipped, to be tried again;
  * 3. the CRM's changes per table, from its delta link (a full read the first time, or once the link expired);
  * 4. HQ's changes from the customer feed, page by page.
@@ -232,7 +234,9 @@ async function settleAwaiting(run: SyncRun, add: (key: string, change: Change) =
     // Released by a run that stopped before looking at it again.
     if (!id) return add(key, { direction: 'FromCrm', recheck: true, settle: true });
     const op = await ctx.store.customers.getOperationHead(id.customerKey, id.seq);
-    if (op?.status === 'Synced' || !op) {
+    // Applied, or refused for good because of the customer's existence (deleted meanwhile): either way HQ is
+    // done with it, and the record is synchronized again (which then finds, say, the deletion).
+    if (op?.status === 'Synced' || !op || isFinal(op)) {
       const next = { ...record, customerAccount: op?.customerAccount ?? record.customerAccount };
       delete next.awaiting;
       await saveRecord(ctx, next, stored);
