@@ -24,6 +24,7 @@ import {
 } from '../domain/crm-mapping';
 import type { Customer } from '../domain/customer';
 import { normalizeEmail } from '../domain/hq-rules';
+import { isFinal } from '../domain/lifecycle';
 import { CRM_CHANNEL, type CustomerRecord, parseOperationId } from '../domain/operation';
 import type { CrmCursor } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
@@ -42,6 +43,8 @@ interface Change {
   direction: SyncLogDirection;
   crmRow?: CrmRow;
   crmDeleted?: boolean;
+  /** The row the CRM reported deleted (it is linked to this customer; the record may not name it yet). */
+  deletedRow?: { table: CrmTable; id: string };
   /** Look again even if nothing seems changed (an open error, an operation just applied, a new coupling). */
   recheck?: boolean;
   /** Released from waiting for an HQ operation: it leaves the awaiting list once it has been synchronized. */
@@ -130,7 +133,8 @@ export class SyncRun {
 
 /**
  * The crm-sync job (DESIGN.md §8). In order:
- * 1. operations submitted from CRM changes earlier: applied ones release their record, failed ones are errors;
+ * 1. operations submitted from CRM changes earlier: applied ones, and ones refused for good (the customer was
+ *    deleted), release their record; other failed ones are errors;
  * 2. records with an open error that is not skipped, to be tried again;
  * 3. the CRM's changes per table, from its delta link (a full read the first time, or once the link expired);
  * 4. HQ's changes from the customer feed, page by page.
@@ -186,7 +190,7 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
     }
     for (const id of changes.deleted) {
       const key = await ctx.store.syncRecords.customerKeyOfRow(table, id);
-      if (key) add(key, { direction: 'FromCrm', crmDeleted: true });
+      if (key) add(key, { direction: 'FromCrm', crmDeleted: true, deletedRow: { table, id } });
     }
     // After an expired delta link, a coupled row missing from the full read was deleted meanwhile.
     if (changes.full && !firstRead) {
@@ -234,7 +238,9 @@ async function settleAwaiting(run: SyncRun, add: (key: string, change: Change) =
     // Released by a run that stopped before looking at it again.
     if (!id) return add(key, { direction: 'FromCrm', recheck: true, settle: true });
     const op = await ctx.store.customers.getOperationHead(id.customerKey, id.seq);
-    if (op?.status === 'Synced' || !op) {
+    // Applied, or refused for good because of the customer's existence (deleted meanwhile): either way HQ is
+    // done with it, and the record is synchronized again (which then finds, say, the deletion).
+    if (op?.status === 'Synced' || !op || isFinal(op)) {
       const next = { ...record, customerAccount: op?.customerAccount ?? record.customerAccount };
       delete next.awaiting;
       await saveRecord(ctx, next, stored);
@@ -295,6 +301,12 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
     if (!isAlive(hq)) return coupleInsertedRow(run, customerKey, stored, hq);
+    // The row of an insert (or a match) that a run stopped before recording, deleted in the CRM since: settled
+    // as a coupled row's deletion, not inserted again.
+    if (change.deletedRow) {
+      const detail = 'Coupled with the row an earlier attempt created or matched, deleted in the CRM since:';
+      return coupleUnrecorded(run, stored, hq, change.deletedRow, undefined, detail);
+    }
     const outcome = await matchOrInsert(run, hq, stored, { fields: run.settings.matchFields, insert: true });
     run.count('ToCrm', outcome === 'multipleMatches' ? 'failed' : outcome === 'noMatch' ? 'unchanged' : outcome);
     return;
@@ -319,23 +331,40 @@ async function coupleInsertedRow(
   const id = rowIdFor(customerKey);
   if ((await ctx.store.syncRecords.customerKeyOfRow(table, id)) !== customerKey) return;
   const row = await run.crm.get(table, id);
-  if (!row) return;
+  if (row)
+    await coupleUnrecorded(run, stored, hq, { table, id }, row, 'Coupled with the row an earlier attempt created:');
+}
+
+/**
+ * Records the coupling of a customer with a row that a run stopped before recording, and settles the deletion
+ * of one side (the customer in HQ, or the row in the CRM when `row` is undefined) as for any coupled pair.
+ */
+async function coupleUnrecorded(
+  run: SyncRun,
+  stored: Versioned<SyncRecord> | undefined,
+  hq: CustomerRecord,
+  target: { table: CrmTable; id: string },
+  row: CrmRow | undefined,
+  detail: string,
+): Promise<void> {
+  const { ctx } = run;
   const record: SyncRecord = {
-    ...(stored?.value ?? { customerKey, base: {}, repeats: 0, skipped: false }),
+    ...(stored?.value ?? { customerKey: hq.customerKey, base: {}, repeats: 0, skipped: false }),
     customerAccount: hq.customerAccount,
     asyncCustomerAccount: hq.asyncCustomerAccount,
-    crmTable: table,
-    crmId: id,
+    crmTable: target.table,
+    crmId: target.id,
     coupledAt: run.at,
-    crmVersion: row.version,
+    ...(row ? { crmVersion: row.version } : {}),
   };
   const etag = await saveRecord(ctx, record, stored);
+  const direction = row ? 'ToCrm' : 'FromCrm';
   await appendLog(
     ctx,
-    customerKey,
-    run.log('ToCrm', 'Coupled', `Coupled with the row an earlier attempt created: CRM ${table} row ${id}.`),
+    hq.customerKey,
+    run.log(direction, 'Coupled', `${detail} CRM ${target.table} row ${target.id}.`),
   );
-  await settleDeletion(run, { value: record, etag }, hq, row, { direction: 'ToCrm' });
+  await settleDeletion(run, { value: record, etag }, hq, row, { direction });
 }
 
 type Coupled = SyncRecord & { crmId: string };

@@ -491,6 +491,49 @@ describe('crm-sync', () => {
     ]);
   });
 
+  it('reports a customer deleted in HQ before its CRM edit was applied as DeletedInHq, not as waiting for good', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    await sync(ctx);
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 8888' } });
+    await submitDelete(ctx, { account: customer.customerAccount }); // accepted, applied after the run
+    await sync(ctx); // the CRM edit goes to HQ behind the deletion, which refuses it for good
+    await drain(ctx, doorbell);
+    await sync(ctx);
+
+    expect(dv.row('contacts', id)).toMatchObject({ telephone1: '+45 8888' });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({
+        kind: 'DeletedInHq',
+        hqExists: false,
+        crmExists: true,
+        actions: ['Restore', 'Delete', 'RemoveCoupling'],
+      }),
+    ]);
+  });
+
+  it('reports the row a crashed insert created when the CRM deletes it before the next run, and does not insert it again', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    // The run inserts the row and dies before it records the coupling.
+    const records = ctx.store.syncRecords;
+    const save = records.save.bind(records);
+    records.save = () => Promise.reject(new Error('the process died'));
+    await sync(ctx).catch(() => undefined);
+    records.save = save;
+    const id = rowIdFor(customer.asyncCustomerAccount!);
+    await crmUser.deleteRecord({ collection: 'contacts', key: id });
+
+    await sync(ctx);
+    expect(dv.row('contacts', id)).toBeUndefined();
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInCrm', crmId: id, hqExists: true, crmExists: false }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);

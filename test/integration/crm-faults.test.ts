@@ -17,17 +17,19 @@ import { person, type RecordingDoorbell, testContext } from '../support';
 
 /**
  * The crm-sync job exact under faults. Per seed: HQ customers inserted into the development Dataverse, then
- * rounds of random edits, creates and deletes on both sides, each followed by crm-sync runs while the CRM
- * answers 5xx, 429 + Retry-After and late (past the connector's timeout), drops the answer of a write that
- * landed, and while storage and CRM calls fail before they land or after (their answer lost) and the sync
- * process dies between two steps. Then the faults stop, and after two clean runs every invariant of DESIGN.md §8
- * is checked against what the test itself did; a third run must write nothing to either side.
+ * rounds of random edits, creates and deletes on both sides (HQ sometimes still applying its operations
+ * during the runs), each followed by crm-sync runs while the CRM answers 5xx, 429 + Retry-After and late (past
+ * the connector's timeout), drops the answer of a write that landed, and while storage, broker and CRM calls fail
+ * before they land or after (their answer lost) and the sync process dies between two steps. Then the faults
+ * stop, and after two clean runs every invariant of DESIGN.md §8 is checked against what the test itself did;
+ * a third run must write nothing to either side.
  *
  * A seed fixes the actions and the fault plan; where a fault lands also depends on the order in which
  * concurrent calls draw from the generator, so a failing seed is re-run to reproduce, not replayed step by step.
- * The full run: `FAULT_SEEDS=10 FAULT_CUSTOMERS=100 FAULT_ROUNDS=8 FAULT_REPORT=1 npx vitest run
- * test/integration/crm-faults.test.ts` (FAULT_SEED=n starts at seed n; FAULT_CRASH_RATE, FAULT_CALLS and FAULT_ACTIONS
- * size the faults and the changes).
+ * The full run:
+ *   FAULT_SEEDS=10 FAULT_CUSTOMERS=100 FAULT_ROUNDS=8 FAULT_REPORT=1 npx vitest run test/integration/crm-faults.test.ts
+ * FAULT_SEED=n starts at seed n; FAULT_ACTIONS (per side per round), FAULT_CRASH_RATE and FAULT_CALLS size the
+ * changes and the faults.
  */
 const FIRST_SEED = Number(process.env.FAULT_SEED ?? 1);
 const SEEDS = Array.from({ length: Number(process.env.FAULT_SEEDS ?? 2) }, (_, i) => FIRST_SEED + i);
@@ -222,7 +224,16 @@ function guard<T extends object>(h: Harness, proc: Proc, target: T, label: strin
           throw new InjectedFault(`injected fault before ${name}`);
         }
         const result: unknown = (original as (...a: unknown[]) => unknown).apply(object, args);
-        if (!(result instanceof Promise)) return result; // a listing: faults only before it
+        if (!(result instanceof Promise)) {
+          // A listing: it has not read anything yet, so dying "after" it is dying before it.
+          if (dies) {
+            proc.dead = true;
+            h.counts.diedBefore++;
+            h.deaths.push(`before ${name}`);
+            throw new InjectedFault(`the process died before ${name}`);
+          }
+          return result;
+        }
         const settled = (async () => {
           const value: unknown = await result.catch((error: unknown) => {
             if (proc.dead) throw new InjectedFault(`${name}: the process has died`);
@@ -705,7 +716,13 @@ async function violations(h: Harness) {
     details.push(`${e.name}: record ${JSON.stringify(state)}; log: ${lines.join(' | ')}`);
   }
   const errorKinds: Record<string, number> = {};
-  for (const r of records.values()) if (r.error) errorKinds[r.error.kind] = (errorKinds[r.error.kind] ?? 0) + 1;
+  for (const r of records.values()) {
+    if (!r.error) continue;
+    // Failed errors by what they say (without operation ids and accounts).
+    const message = r.error.message.replace(/ \(operation [^)]*\)/g, '').replace(/\b(ASYNC-\w+|C\d{6,})\b/g, '…');
+    const kind = r.error.kind === 'Failed' ? `Failed: ${message}` : r.error.kind;
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+  }
   return { problems, details, agreeing, excused, errorKinds, customers: customers.size, rows: rows.length };
 }
 
