@@ -300,13 +300,13 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   if (record?.decoupled || record?.awaiting) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
-    if (!isAlive(hq)) return coupleInsertedRow(run, customerKey, stored, hq);
-    // The row of an insert (or a match) that a run stopped before recording, deleted in the CRM since: settled
-    // as a coupled row's deletion, not inserted again.
-    if (change.deletedRow) {
-      const detail = 'Coupled with the row an earlier attempt created or matched, deleted in the CRM since:';
+    // The row of an insert, a match or an import that a run stopped before recording, deleted in the CRM since:
+    // settled as a coupled row's deletion (once HQ has the customer), never inserted again.
+    if (change.deletedRow && hq) {
+      const detail = 'Coupled with the row an earlier attempt created, matched or imported, deleted in the CRM since:';
       return coupleUnrecorded(run, stored, hq, change.deletedRow, undefined, detail);
     }
+    if (!isAlive(hq)) return coupleInsertedRow(run, customerKey, stored, hq);
     const outcome = await matchOrInsert(run, hq, stored, { fields: run.settings.matchFields, insert: true });
     run.count('ToCrm', outcome === 'multipleMatches' ? 'failed' : outcome === 'noMatch' ? 'unchanged' : outcome);
     return;
@@ -337,7 +337,8 @@ async function coupleInsertedRow(
 
 /**
  * Records the coupling of a customer with a row that a run stopped before recording, and settles the deletion
- * of one side (the customer in HQ, or the row in the CRM when `row` is undefined) as for any coupled pair.
+ * of one side (the customer in HQ, or the row in the CRM when `row` is undefined) as for any coupled pair; if
+ * HQ has not applied the customer's create yet, the pair is settled when it has (the feed brings it).
  */
 async function coupleUnrecorded(
   run: SyncRun,
@@ -364,7 +365,7 @@ async function coupleUnrecorded(
     hq.customerKey,
     run.log(direction, 'Coupled', `${detail} CRM ${target.table} row ${target.id}.`),
   );
-  await settleDeletion(run, { value: record, etag }, hq, row, { direction });
+  if (hq.customer || hq.deleted) await settleDeletion(run, { value: record, etag }, hq, row, { direction });
 }
 
 type Coupled = SyncRecord & { crmId: string };

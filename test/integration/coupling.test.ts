@@ -534,6 +534,31 @@ describe('crm-sync', () => {
     ]);
   });
 
+  it('does not insert again a row created in the CRM and deleted there while HQ was still creating its customer', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
+    })) as string;
+    // The run submits the HQ create and links the row, and dies before it records the coupling.
+    const state = ctx.store.crmSyncState;
+    const wait = state.await.bind(state);
+    state.await = () => Promise.reject(new Error('the process died'));
+    await sync(ctx).catch(() => undefined);
+    state.await = wait;
+    await crmUser.deleteRecord({ collection: 'contacts', key: id });
+    await sync(ctx); // sees the deletion while HQ has not applied the create yet
+    await drain(ctx, doorbell);
+    await sync(ctx);
+    await sync(ctx);
+
+    expect(dv.rows('contacts')).toEqual([]);
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInCrm', crmId: id.toLowerCase(), hqExists: true, crmExists: false }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
