@@ -158,17 +158,19 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     deltaLinks[table] = changes.deltaLink;
     const firstRead = changes.full && !cursor.deltaLinks[table];
     const seen = new Set<string>();
-    for (const row of changes.rows) {
+    // One point read per row: looked up `parallelism` at a time (after an insert run, its own rows come back
+    // here by the thousand), then taken in the order the CRM gave them.
+    const ownerOf = (id: string) => ctx.store.syncRecords.customerKeyOfRow(table, id);
+    const owners = await mapBounded(changes.rows, run.settings.parallelism, (row) => ownerOf(row.id));
+    changes.rows.forEach((row, i) => {
       seen.add(row.id);
-      const key = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
+      const key = owners[i];
       if (key) add(key, { direction: 'FromCrm', crmRow: row });
       // Rows that existed before the first run are not imported: match-based coupling is for those.
       else if (!firstRead) newRows.push({ table, row });
-    }
-    for (const id of changes.deleted) {
-      const key = await ctx.store.syncRecords.customerKeyOfRow(table, id);
-      if (key) add(key, { direction: 'FromCrm', crmDeleted: true });
-    }
+    });
+    const deletedOwners = await mapBounded(changes.deleted, run.settings.parallelism, ownerOf);
+    for (const key of deletedOwners) if (key) add(key, { direction: 'FromCrm', crmDeleted: true });
     // After an expired delta link, a coupled row missing from the full read was deleted meanwhile.
     if (changes.full && !firstRead) {
       for await (const record of ctx.store.syncRecords.list()) {
@@ -207,6 +209,17 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
   const message = complete ? 'Completed.' : 'Stopped: the run spent its time budget; the next run resumes.';
   return { message, complete };
+}
+
+/** `work` over every item, at most `limit` at a time; the results in the items' order. */
+async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 /** Operations submitted from CRM changes: once applied, the record is synchronized again; failed, an error. */
@@ -277,6 +290,8 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   const record = stored?.value;
   if (record?.skipped) return run.count(change.direction, 'skipped');
   if (record?.decoupled || record?.awaiting) return;
+  // Decided before HQ is read: a run that follows a large one sees each of its writes come back once.
+  if (isCoupled(record) && isEcho(record, change)) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
     if (!isAlive(hq)) return;
@@ -289,6 +304,13 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
 
 type Coupled = SyncRecord & { crmId: string };
 
+/** Our own write coming back through change tracking: nothing to do (no echo). */
+const isEcho = (record: Coupled, change: Change) =>
+  change.crmRow !== undefined &&
+  change.crmRow.version === record.crmVersion &&
+  !change.recheck &&
+  change.direction === 'FromCrm';
+
 async function syncPair(
   run: SyncRun,
   stored: Versioned<SyncRecord>,
@@ -298,15 +320,7 @@ async function syncPair(
   const { ctx, settings } = run;
   const record = stored.value as Coupled;
   const mapping = MAPPINGS[record.crmTable];
-  // Our own write coming back through change tracking: nothing to do (no echo).
-  if (
-    change.crmRow &&
-    change.crmRow.version === record.crmVersion &&
-    !change.recheck &&
-    change.direction === 'FromCrm'
-  ) {
-    return;
-  }
+  if (isEcho(record, change)) return;
   let row = change.crmRow;
   let crmGone = change.crmDeleted === true;
   const baseKnown = mapping.fields.every((f) => f.field in record.base);
