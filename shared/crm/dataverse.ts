@@ -272,6 +272,8 @@ const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
 const MAX_QUERY_PATH = 1800;
 /** Values per shared query: with `top` 10 each, an answer of at most 250 rows. */
 const MAX_SHARED = 25;
+/** How long the first match query of a moment waits for others to share it (a record's sync takes longer). */
+const GATHER_MS = 20;
 
 interface WaitingMatch {
   value: string;
@@ -284,8 +286,8 @@ interface WaitingMatch {
  * Match queries on one column, shared between the records a run matches at the same time (DESIGN.md §8: an
  * uncoupled record is matched before it is inserted, nearly always on email alone). While one query of a
  * table and column is in flight, the next ones queue up and go together as `col eq 'a' or col eq 'b' …`: with
- * CRM_CONCURRENCY records in flight, one request matches many of them instead of one each. Alone, a query goes
- * at once, as before.
+ * CRM_CONCURRENCY records in flight, one request matches many of them instead of one each. A query alone
+ * waits GATHER_MS for company, then goes as it always did.
  *
  * Every caller gets exactly the rows its own query would have returned. Dataverse compares text ignoring case
  * (and, by its collation, accents and trailing spaces), so only printable-ASCII values share a query, at most
@@ -297,6 +299,8 @@ interface WaitingMatch {
  */
 class MatchBatcher {
   private readonly queues = new Map<string, WaitingMatch[]>();
+  /** Ends the gathering of a queue early, once it holds a full batch. */
+  private readonly wakers = new Map<string, () => void>();
 
   constructor(
     private readonly query: (table: CrmTable, filter: string, top: number) => Promise<CrmRow[]>,
@@ -314,6 +318,7 @@ class MatchBatcher {
       const queue = this.queues.get(id);
       if (queue) {
         queue.push(item);
+        if (queue.length >= MAX_SHARED) this.wakers.get(id)?.();
         return;
       }
       this.queues.set(id, [item]);
@@ -321,9 +326,21 @@ class MatchBatcher {
     });
   }
 
-  /** Sends the queue in shared queries, one at a time, until it is empty. */
+  /**
+   * Gathers for a moment, then sends the queue in shared queries, one at a time, until it is empty. Against
+   * the development Dataverse an answer takes a few milliseconds, too short to gather much while it is in
+   * flight; against a real environment a request takes longer than the moment.
+   */
   private async drain(id: string, table: CrmTable, column: string, top: number): Promise<void> {
     const queue = this.queues.get(id)!;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, GATHER_MS);
+      this.wakers.set(id, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.wakers.delete(id);
     while (queue.length > 0) await this.send(table, column, top, this.take(queue, table, column, top));
     this.queues.delete(id);
   }
