@@ -9,8 +9,10 @@ import type { BenchStack } from './stack';
 
 /**
  * The coupling phase: HQ customers inserted into the development Dataverse by the crm-sync job, then a tenth of
- * them edited in HQ and another tenth in the CRM and synchronized, each direction in runs of its own, then runs
- * that find nothing to do. Every run goes through `POST /api/jobs/crm-sync/run`, as an operator's would.
+ * them edited in HQ and another tenth in the CRM and synchronized, each direction in runs of its own; then
+ * another tenth each way synchronized in one run; then runs that find nothing to do. Every run goes through
+ * `POST /api/jobs/crm-sync/run`, as an operator's would, and each batch of changes is followed by the run that
+ * sees its echoes (or settles the operations it submitted to HQ), so the next measurement starts clean.
  */
 
 const COUNT_KEYS = ['inserted', 'modified', 'deleted', 'unchanged', 'skipped', 'failed', 'coupled'] as const;
@@ -71,6 +73,12 @@ export interface CouplingResults {
   fromCrmAppliedSeconds: number;
   /** The run after that: each record sees its operation applied and is compared with its row once more. */
   fromCrmSettle: SyncMeasure & { crmRequestsPerRecord: number };
+  /**
+   * The issue's scenario in one run: another tenth edited in HQ and another in the CRM, then one run for both
+   * directions (each record counted under its direction), and the run that settles it.
+   */
+  bothAtOnce: SyncMeasure & { records: number; recordsPerSecond: number; crmRequestsPerRecord: number };
+  bothAtOnceSettle: SyncMeasure;
   /** FromCrm end to end: CRM edit detected → in HQ → settled, for the whole batch. */
   fromCrmEndToEndRecordsPerSecond: number;
   quiet: QuietMeasure;
@@ -112,20 +120,29 @@ export async function couplingPhase(stack: BenchStack, options: CouplingOptions)
   // A tenth edited in HQ (every tenth customer from the first), another tenth in the CRM (from the sixth).
   const hqEdited = customers.filter((_, i) => i % 10 === 0).slice(0, edits);
   const crmEdited = customers.filter((_, i) => i % 10 === 5).slice(0, edits);
+  const hqEditedToo = customers.filter((_, i) => i % 10 === 1).slice(0, edits);
+  const crmEditedToo = customers.filter((_, i) => i % 10 === 6).slice(0, edits);
 
   log(`    editing ${hqEdited.length} customers in HQ (channel PATCH) and waiting until they are applied…`);
-  await editInHq(api, hqEdited);
+  await editInHq(api, hqEdited, 30_000_000);
   const toCrmRun = await sync('HQ edits to the CRM');
   const toCrmEcho = await sync('echo of the CRM writes');
 
   log(`    editing ${crmEdited.length} other customers in the CRM (PATCH to the development Dataverse)…`);
-  const crmPhones = await editInCrm(dataverse, crmEdited);
+  const crmPhones = await editInCrm(dataverse, crmEdited, 40_000_000);
   const fromCrmRun = await sync('CRM edits to HQ');
   const appliedStarted = performance.now();
   await waitForHqValues(api, crmEdited, crmPhones);
   const fromCrmAppliedSeconds = round1((performance.now() - appliedStarted) / 1000);
   log(`    the CRM values are in HQ ${fromCrmAppliedSeconds} s after the run`);
   const fromCrmSettle = await sync('settling the CRM edits');
+
+  log(`    editing ${hqEditedToo.length} more in HQ and ${crmEditedToo.length} more in the CRM, one run for both…`);
+  await editInHq(api, hqEditedToo, 50_000_000);
+  const crmPhonesToo = await editInCrm(dataverse, crmEditedToo, 60_000_000);
+  const bothRun = await sync('both directions at once');
+  await waitForHqValues(api, crmEditedToo, crmPhonesToo);
+  const bothAtOnceSettle = await sync('settling both');
 
   log(`    timing ${options.quietRuns ?? 5} runs that find nothing to do…`);
   const quiet = await quietRuns(api, dataverse, options.quietRuns ?? 5, settledDelay);
@@ -135,6 +152,7 @@ export async function couplingPhase(stack: BenchStack, options: CouplingOptions)
   const toCrmRecords = toCrmRun.directions.ToCrm.modified;
   const fromCrmRecords = fromCrmRun.directions.FromCrm.modified;
   const fromCrmEndToEndMs = fromCrmRun.httpMs + fromCrmAppliedSeconds * 1000 + fromCrmSettle.httpMs;
+  const bothRecords = bothRun.directions.ToCrm.modified + bothRun.directions.FromCrm.modified;
   return {
     customers: n,
     couplings: dataverse.rows('contacts').length + dataverse.rows('accounts').length,
@@ -163,6 +181,13 @@ export async function couplingPhase(stack: BenchStack, options: CouplingOptions)
     fromCrmAppliedSeconds,
     fromCrmSettle: { ...fromCrmSettle, crmRequestsPerRecord: perRecord(fromCrmSettle.crmRequests, fromCrmRecords) },
     fromCrmEndToEndRecordsPerSecond: perSecond(fromCrmRecords, fromCrmEndToEndMs),
+    bothAtOnce: {
+      ...bothRun,
+      records: bothRecords,
+      recordsPerSecond: perSecond(bothRecords, bothRun.hostMs),
+      crmRequestsPerRecord: perRecord(bothRun.crmRequests, bothRecords),
+    },
+    bothAtOnceSettle,
     quiet,
   };
 }
@@ -273,7 +298,7 @@ async function waitSynced(api: Api, operationIds: string[], timeoutMs = 600_000)
   }
 }
 
-async function editInHq(api: Api, customers: Customer[]): Promise<void> {
+async function editInHq(api: Api, customers: Customer[], phoneBase: number): Promise<void> {
   const token = api.token('Channel', CHANNEL);
   const operations: string[] = new Array<string>(customers.length);
   await pool(customers.length, 64, async (i) => {
@@ -282,7 +307,7 @@ async function editInHq(api: Api, customers: Customer[]): Promise<void> {
       `/channels/${CHANNEL}/customers/${customers[i]!.key}`,
       token,
       202,
-      { phone: `+45 ${String(30_000_000 + i)}`, address: { city: 'Odense', postalCode: '5000' } },
+      { phone: `+45 ${String(phoneBase + i)}`, address: { city: 'Odense', postalCode: '5000' } },
     );
     operations[i] = answer.operationId;
   });
@@ -290,8 +315,8 @@ async function editInHq(api: Api, customers: Customer[]): Promise<void> {
 }
 
 /** A CRM user's edit of each customer's row: a PATCH by id, as Dynamics 365 Sales would send it. Returns the phones. */
-async function editInCrm(dataverse: DevDataverse, customers: Customer[]): Promise<string[]> {
-  const phones = customers.map((_, i) => `+45 ${String(40_000_000 + i)}`);
+async function editInCrm(dataverse: DevDataverse, customers: Customer[], phoneBase: number): Promise<string[]> {
+  const phones = customers.map((_, i) => `+45 ${String(phoneBase + i)}`);
   await pool(customers.length, 16, async (i) => {
     const { key, table } = customers[i]!;
     const response = await fetch(`${dataverse.apiUrl}${table}(${rowIdFor(key)})`, {

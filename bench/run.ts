@@ -176,6 +176,7 @@ function printCouplingTable(c: CouplingResults): void {
     `≥ 200; ${c.fromCrm.crmRequestsPerRecord} CRM requests/record`,
   );
   row('FromCrm end to end records/s', String(c.fromCrmEndToEndRecordsPerSecond), 'run + HQ applies + settle run');
+  row('both at once records/s', String(c.bothAtOnce.recordsPerSecond), `${c.bothAtOnce.records} records in one run`);
   row(
     'quiet run p50/max ms (HTTP)',
     `${c.quiet.p50HttpMs}/${c.quiet.maxHttpMs}`,
