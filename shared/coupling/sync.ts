@@ -181,17 +181,22 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
     deltaLinks[table] = changes.deltaLink;
     const firstRead = changes.full && !cursor.deltaLinks[table];
     const seen = new Set<string>();
-    for (const row of changes.rows) {
+    // One point read per row: looked up `parallelism` at a time (after an insert run, its own rows come back
+    // here by the thousand), then taken in the order the CRM gave them.
+    const ownerOf = (id: string) => ctx.store.syncRecords.customerKeyOfRow(table, id);
+    const owners = await mapBounded(changes.rows, run.settings.parallelism, (row) => ownerOf(row.id));
+    changes.rows.forEach((row, i) => {
       seen.add(row.id);
-      const key = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
+      const key = owners[i];
       if (key) add(key, { direction: 'FromCrm', crmRow: row });
       // Rows that existed before the first run are not imported: match-based coupling is for those.
       else if (!firstRead) newRows.push({ table, row });
-    }
-    for (const id of changes.deleted) {
-      const key = await ctx.store.syncRecords.customerKeyOfRow(table, id);
+    });
+    const deletedOwners = await mapBounded(changes.deleted, run.settings.parallelism, ownerOf);
+    changes.deleted.forEach((id, i) => {
+      const key = deletedOwners[i];
       if (key) add(key, { direction: 'FromCrm', crmDeleted: true, deletedRow: { table, id } });
-    }
+    });
     // After an expired delta link, a coupled row missing from the full read was deleted meanwhile.
     if (changes.full && !firstRead) {
       for await (const record of ctx.store.syncRecords.list()) {
@@ -225,6 +230,30 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
   if (!(await run.each(newRows, ({ table, row }) => importRow(run, table, row)))) return false;
   if (!run.incomplete) await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
   return true;
+}
+
+/**
+ * `work` over every item, at most `limit` at a time; the results in the items' order. After a failure no item is
+ * started, and the error is thrown once the items in flight are done (like SyncRun.each): nothing of a failed run
+ * goes on after it has ended.
+ */
+async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (next < items.length && !failure) {
+      const i = next++;
+      try {
+        results[i] = await work(items[i]!);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.error;
+  return results;
 }
 
 /** Operations submitted from CRM changes: once applied, the record is synchronized again; failed, an error. */
@@ -298,6 +327,8 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   const record = stored?.value;
   if (record?.skipped) return run.count(change.direction, 'skipped');
   if (record?.decoupled || record?.awaiting) return;
+  // Decided before HQ is read: a run that follows a large one sees each of its writes come back once.
+  if (isCoupled(record) && isEcho(record, change)) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
     // The row of an insert, a match or an import that a run stopped before recording, deleted in the CRM since:
@@ -370,6 +401,13 @@ async function coupleUnrecorded(
 
 type Coupled = SyncRecord & { crmId: string };
 
+/** Our own write coming back through change tracking: nothing to do (no echo). */
+const isEcho = (record: Coupled, change: Change) =>
+  change.crmRow !== undefined &&
+  change.crmRow.version === record.crmVersion &&
+  !change.recheck &&
+  change.direction === 'FromCrm';
+
 async function syncPair(
   run: SyncRun,
   stored: Versioned<SyncRecord>,
@@ -379,15 +417,7 @@ async function syncPair(
   const { ctx, settings } = run;
   const record = stored.value as Coupled;
   const mapping = MAPPINGS[record.crmTable];
-  // Our own write coming back through change tracking: nothing to do (no echo).
-  if (
-    change.crmRow &&
-    change.crmRow.version === record.crmVersion &&
-    !change.recheck &&
-    change.direction === 'FromCrm'
-  ) {
-    return;
-  }
+  if (isEcho(record, change)) return;
   let row = change.crmRow;
   let crmGone = change.crmDeleted === true;
   const baseKnown = mapping.fields.every((f) => f.field in record.base);

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { DynamicsWebApi } from 'dynamics-web-api';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -567,5 +569,39 @@ describe('crm-sync', () => {
     const run = await sync(ctx);
     expect(run.counts).toMatchObject({ inserted: 5, failed: 0 });
     expect(dv.rows('contacts')).toHaveLength(5);
+  });
+});
+
+describe('Dataverse connector', () => {
+  it('shares match queries made at the same time, and gives each caller exactly the rows its own query would', async () => {
+    dataverse = await startDevDataverse({ port: 0 });
+    const connector = new Dataverse({
+      url: dataverse.url,
+      token: 'test',
+      concurrency: 4,
+      timeoutMs: 5000,
+      log: () => {},
+    });
+    const crm = connector.session(Date.now() + 60_000);
+    const tag = Date.now();
+    const emails = Array.from({ length: 30 }, (_, i) => `shared.${tag}.${i}@example.dk`);
+    // One row, two rows (one in upper case), more rows than `top`, a quote, a non-ASCII text, the same text in
+    // another case asked at the same time.
+    emails.push(`o'brien.${tag}@example.dk`, `jørgen.${tag}@example.dk`, emails[2]!.toUpperCase());
+    const rows = [emails[1]!, emails[2]!, emails[2]!.toUpperCase(), ...Array(12).fill(emails[3]!), emails[30]!];
+    for (const email of [...rows, emails[31]!]) {
+      await crm.create('contacts', randomUUID(), { lastname: 'Row', emailaddress1: email });
+    }
+    const ids = (found: { id: string }[][]) => found.map((rows) => rows.map((r) => r.id).sort());
+
+    dataverse.resetStats();
+    const together = await Promise.all(emails.map((email) => crm.find('contacts', { emailaddress1: email }, 10)));
+    const requests = dataverse.stats().total;
+    const alone = [];
+    for (const email of emails) alone.push(await crm.find('contacts', { emailaddress1: email }, 10));
+
+    expect(ids(together)).toEqual(ids(alone));
+    expect(together.map((rows) => rows.length)).toEqual([0, 1, 2, 10, ...Array(26).fill(0), 1, 1, 2]);
+    expect(requests).toBeLessThan(8);
   });
 });
