@@ -68,3 +68,18 @@ export function organization(overrides: Partial<Customer> = {}): Customer {
     ...overrides,
   };
 }
+
+/**
+ * A small, seeded pseudo-random generator (mulberry32): a seed fixes what a randomized test does, so a failing
+ * seed can be run again.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
