@@ -107,26 +107,19 @@ export class SyncRun {
    * nothing of a failed run goes on after it has ended (and released its lease).
    */
   async each<T>(items: Iterable<T>, work: (item: T) => Promise<void>): Promise<boolean> {
-    const queue = [...items];
-    let next = 0;
     let complete = true;
-    let failure: { error: unknown } | undefined;
-    const worker = async () => {
-      while (next < queue.length && complete && !failure) {
-        if (this.spent) {
-          complete = false;
-          return;
-        }
-        try {
-          await work(queue[next++]!);
-        } catch (error) {
-          if (error instanceof BudgetSpent) complete = false;
-          else failure ??= { error };
-        }
+    await mapBounded([...items], this.settings.parallelism, async (item) => {
+      if (!complete || this.spent) {
+        complete = false;
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: this.settings.parallelism }, worker));
-    if (failure) throw failure.error;
+      try {
+        await work(item);
+      } catch (error) {
+        if (!(error instanceof BudgetSpent)) throw error;
+        complete = false;
+      }
+    });
     return complete;
   }
 }

@@ -23,7 +23,7 @@ const JOBS: Record<JobName, Job> = {
   'audit-retention': { run: auditRetention },
   'crm-sync': { run: crmSyncJob, exclusive: true },
   'crm-match': {
-    run: (ctx) => matchJob(ctx, { fields: couplingSettings(ctx).matchFields, createIfNoMatch: false }),
+    run: (ctx) => crmMatch(ctx, { fields: couplingSettings(ctx).matchFields, createIfNoMatch: false }),
     exclusive: true,
   },
 };
@@ -35,11 +35,9 @@ async function crmSyncJob(ctx: SyncContext): Promise<Outcome> {
   return { counts: run.totals(), directions: run.directions, message };
 }
 
-const matchJob = (ctx: SyncContext, request: MatchRequest): Promise<Outcome> => crmMatch(ctx, request);
-
 /** Runs a match run now with the operator's fields (POST /api/couplings/match). */
 export const runMatch = (ctx: SyncContext, request: MatchRequest) =>
-  runJob(ctx, 'crm-match', { run: (c) => matchJob(c, request), exclusive: true });
+  runJob(ctx, 'crm-match', { run: (c) => crmMatch(c, request), exclusive: true });
 
 /**
  * Runs a job and records the run, also when it fails (the failure is the run's message). An exclusive job
