@@ -816,13 +816,17 @@ async function importOnce(run: SyncRun, table: CrmTable, row: CrmRow): Promise<v
   await ctx.store.crmSyncState.await(customerKey);
   const stored = await ctx.store.syncRecords.get(customerKey);
   if (stored?.value.crmId === row.id) return; // done by an earlier attempt
+  // What HQ gets is the create accepted first for this row: an earlier attempt's, made from the row as it was
+  // then, if the run stopped after submitting it. The row's changes since are then changes to synchronize.
+  const create = await ctx.store.customers.getOperationHead(customerKey, 1);
+  const created = create ? hqSnapshot(mapping, { customer: unflatten(create.changes) as Customer }) : values;
   const record: SyncRecord = {
     customerKey,
     asyncCustomerAccount: customerKey,
     crmTable: table,
     crmId: row.id,
     coupledAt: run.at,
-    base: { ...values, ...toHqChanges(mapping, values) },
+    base: { ...created, [CUSTOMER_ACCOUNT]: values[CUSTOMER_ACCOUNT] ?? null },
     crmVersion: row.version,
     awaiting: accepted.operationId,
     repeats: 0,

@@ -536,6 +536,31 @@ describe('crm-sync', () => {
     ]);
   });
 
+  it('brings a CRM edit made while an import was interrupted to HQ, instead of overwriting it with the values imported', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
+    })) as string;
+    // The run submits the HQ create and stops before it links the row; the CRM user edits the row meanwhile.
+    const records = ctx.store.syncRecords;
+    const linkRow = records.linkRow.bind(records);
+    records.linkRow = () => Promise.reject(new Error('storage unavailable'));
+    await sync(ctx);
+    records.linkRow = linkRow;
+    await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 1234' } });
+    await sync(ctx); // the import again: HQ has not applied the create (made from the row as it was) yet
+    await drain(ctx, doorbell);
+    await sync(ctx);
+    await drain(ctx, doorbell);
+    await sync(ctx);
+
+    const key = await ctx.store.syncRecords.customerKeyOfRow('contacts', id);
+    expect((await getCustomer(ctx, key!)).customer.phone).toBe('+45 1234');
+    expect(dv.row('contacts', id)).toMatchObject({ telephone1: '+45 1234' });
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
