@@ -306,7 +306,8 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
     }
     if (!isAlive(hq)) return coupleInsertedRow(run, customerKey, stored, hq);
     const outcome = await matchOrInsert(run, hq, stored, { fields: run.settings.matchFields, insert: true });
-    run.count('ToCrm', outcome === 'multipleMatches' ? 'failed' : outcome === 'noMatch' ? 'unchanged' : outcome);
+    // With insert, no match means a customer waiting for its CRM row's import (see matchOrInsert).
+    run.count('ToCrm', outcome === 'multipleMatches' || outcome === 'noMatch' ? 'failed' : outcome);
     return;
   }
   await syncPair(run, { value: record, etag: stored!.etag }, hq, change);
@@ -659,6 +660,17 @@ export async function matchOrInsert(
     return 'coupled';
   }
   if (!options.insert) return 'noMatch';
+  // A customer HQ created from a CRM row, whose import a run stopped before recording: that row is its row (it is
+  // coupled when the import reads it again), not one to insert a second time.
+  if ((await ctx.store.customers.getOperationHead(hq.customerKey, 1))?.channel === CRM_CHANNEL) {
+    const message =
+      'Created in HQ from a CRM row whose coupling was not recorded: it is coupled with that row when the row is ' +
+      'read again, unless the row was deleted in the CRM.';
+    const error = { kind: 'Failed' as const, message, hqExists: true, crmExists: false };
+    await saveRecord(ctx, withError(record, error, run.at), stored);
+    await appendLog(ctx, hq.customerKey, run.log('ToCrm', 'Failed', message));
+    return 'noMatch';
+  }
   await ctx.store.syncRecords.linkRow(table, id, hq.customerKey);
   const { row, created } = await createRow(run, table, id, toColumns(mapping, values));
   if (!created) {

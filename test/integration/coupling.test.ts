@@ -561,6 +561,35 @@ describe('crm-sync', () => {
     expect(dv.row('contacts', id)).toMatchObject({ telephone1: '+45 1234' });
   });
 
+  it('does not insert a second row for a customer created from a CRM row whose import was interrupted', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
+    })) as string;
+    // The run submits the HQ create and stops before it links the row; HQ applies the create, and the CRM user
+    // changes the row's email, so the customer no longer matches it.
+    const records = ctx.store.syncRecords;
+    const linkRow = records.linkRow.bind(records);
+    records.linkRow = () => Promise.reject(new Error('storage unavailable'));
+    await sync(ctx);
+    records.linkRow = linkRow;
+    await drain(ctx, doorbell);
+    const email = `bo.holm.${Date.now()}@example.dk`;
+    await crmUser.update({ collection: 'contacts', key: id, data: { emailaddress1: email } });
+    await sync(ctx);
+    await drain(ctx, doorbell);
+    await sync(ctx);
+    await drain(ctx, doorbell);
+    await sync(ctx);
+
+    expect(dv.rows('contacts').map((r) => r.contactid)).toEqual([id.toLowerCase()]);
+    const key = await ctx.store.syncRecords.customerKeyOfRow('contacts', id);
+    expect((await getCustomer(ctx, key!)).customer.email).toBe(email);
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
