@@ -46,8 +46,11 @@ interface Change {
   direction: SyncLogDirection;
   crmRow?: CrmRow;
   crmDeleted?: boolean;
-  /** The row the CRM reported deleted (it is linked to this customer; the record may not name it yet). */
-  deletedRow?: { table: CrmTable; id: string };
+  /**
+   * The CRM row the change is about (changed, or deleted), which the reverse index ties to this customer: the
+   * record may not name it yet (a run stopped before recording the coupling), or name another row (a stale link).
+   */
+  linked?: { table: CrmTable; id: string };
   /** Look again even if nothing seems changed (an open error, an operation just applied, a new coupling). */
   recheck?: boolean;
   /** Released from waiting for an HQ operation: it leaves the awaiting list once it has been synchronized. */
@@ -177,13 +180,13 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     for (const row of changes.rows) {
       seen.add(row.id);
       const key = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
-      if (key) add(key, { direction: 'FromCrm', crmRow: row });
+      if (key) add(key, { direction: 'FromCrm', crmRow: row, linked: { table, id: row.id } });
       // Rows that existed before the first run are not imported: match-based coupling is for those.
       else if (!firstRead) newRows.push({ table, row });
     }
     for (const id of changes.deleted) {
       const key = await ctx.store.syncRecords.customerKeyOfRow(table, id);
-      if (key) add(key, { direction: 'FromCrm', crmDeleted: true, deletedRow: { table, id } });
+      if (key) add(key, { direction: 'FromCrm', crmDeleted: true, linked: { table, id } });
     }
     // After an expired delta link, a coupled row missing from the full read was deleted meanwhile.
     if (changes.full && !firstRead) {
@@ -298,11 +301,21 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   if (record?.decoupled || record?.awaiting) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
-    // The row of an insert, a match or an import that a run stopped before recording, deleted in the CRM since:
-    // settled as a coupled row's deletion (once HQ has the customer), never inserted again.
-    if (change.deletedRow && hq) {
-      const detail = 'Coupled with the row an earlier attempt created, matched or imported, deleted in the CRM since:';
-      return coupleUnrecorded(run, stored, hq, change.deletedRow, undefined, detail);
+    // A row tied to this customer by an insert, a match or an import that a run stopped before recording: it is
+    // the customer's row, coupled now and synchronized as any pair (or its deletion, or the customer's, settled),
+    // never matched, imported or inserted a second time.
+    if (change.linked && hq) {
+      const detail = 'Coupled with the row an earlier attempt created, matched or imported:';
+      if (!change.crmRow || !isAlive(hq))
+        return coupleUnrecorded(run, stored, hq, change.linked, change.crmRow, detail);
+      const pair: SyncRecord = {
+        ...(stored?.value ?? { customerKey, base: {}, repeats: 0, skipped: false }),
+        crmTable: change.linked.table,
+        customerAccount: hq.customerAccount,
+        asyncCustomerAccount: hq.asyncCustomerAccount,
+      };
+      await couple(run, pair, stored, change.crmRow, detail);
+      return run.count('FromCrm', 'coupled');
     }
     if (!isAlive(hq)) return coupleInsertedRow(run, customerKey, stored, hq);
     const outcome = await matchOrInsert(run, hq, stored, { fields: run.settings.matchFields, insert: true });
@@ -310,7 +323,12 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
     run.count('ToCrm', outcome === 'multipleMatches' || outcome === 'noMatch' ? 'failed' : outcome);
     return;
   }
-  await syncPair(run, { value: record, etag: stored!.etag }, hq, change);
+  // A change about another row tied to this customer (a stale link) says nothing about the pair: read it afresh.
+  const about =
+    change.linked && change.linked.id !== record.crmId
+      ? { ...change, crmRow: undefined, crmDeleted: undefined, recheck: true }
+      : change;
+  await syncPair(run, { value: record, etag: stored!.etag }, hq, about);
 }
 
 /**
@@ -378,6 +396,8 @@ async function syncPair(
   const { ctx, settings } = run;
   const record = stored.value as Coupled;
   const mapping = MAPPINGS[record.crmTable];
+  // Coupled before HQ applied the customer's create (an interrupted import): synchronized once it has.
+  if (hq && !hq.customer && !hq.deleted) return;
   // Our own write coming back through change tracking: nothing to do (no echo).
   if (
     change.crmRow &&
@@ -882,7 +902,7 @@ async function recordFailure(run: SyncRun, customerKey: string, change: Change, 
   run.count(change.direction, 'failed');
   const stored = await ctx.store.syncRecords.get(customerKey);
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
-  const record: SyncRecord = stored?.value ?? {
+  let record: SyncRecord = stored?.value ?? {
     customerKey,
     customerAccount: hq?.customerAccount,
     asyncCustomerAccount: hq?.asyncCustomerAccount,
@@ -891,6 +911,11 @@ async function recordFailure(run: SyncRun, customerKey: string, change: Change, 
     repeats: 0,
     skipped: false,
   };
+  // A row the change tied to an uncoupled customer stays tied to it: the delta has moved on, so the retry must
+  // know it is the customer's row (changed or deleted), not look for one to match or insert.
+  if (change.linked && !isCoupled(record) && !record.decoupled && (hq?.customer || hq?.deleted)) {
+    record = { ...record, crmTable: change.linked.table, crmId: change.linked.id, coupledAt: run.at };
+  }
   const failed = withError(
     record,
     { kind: 'Failed', message, hqExists: isAlive(hq), crmExists: Boolean(record.crmId) },

@@ -590,6 +590,66 @@ describe('crm-sync', () => {
     expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([]);
   });
 
+  it('reports a row deleted in the CRM before its coupling was recorded, also when the run that saw it failed on the record', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    const key = customer.asyncCustomerAccount!;
+    // The run inserts the row and dies before it records the coupling; a CRM user deletes the row.
+    const records = ctx.store.syncRecords;
+    const save = records.save.bind(records);
+    records.save = () => Promise.reject(new Error('the process died'));
+    await sync(ctx).catch(() => undefined);
+    records.save = save;
+    const id = rowIdFor(key);
+    await crmUser.deleteRecord({ collection: 'contacts', key: id });
+    // The run that sees the deletion fails on that customer once (storage), records the failure and completes.
+    const customers = ctx.store.customers;
+    const getRecord = customers.getRecord.bind(customers);
+    let failOnce = true;
+    customers.getRecord = (k) => {
+      if (k === key && failOnce) {
+        failOnce = false;
+        return Promise.reject(new Error('storage unavailable'));
+      }
+      return getRecord(k);
+    };
+    await sync(ctx);
+    customers.getRecord = getRecord;
+
+    await sync(ctx);
+    expect(dv.row('contacts', id)).toBeUndefined();
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInCrm', crmId: id, hqExists: true, crmExists: false }),
+    ]);
+  });
+
+  it('reports the deletion in HQ of a customer created from a CRM row whose import stopped before it was recorded', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
+    })) as string;
+    // The run submits the HQ create and links the row, and stops before it records the coupling.
+    const state = ctx.store.crmSyncState;
+    const wait = state.await.bind(state);
+    state.await = () => Promise.reject(new Error('storage unavailable'));
+    await sync(ctx);
+    state.await = wait;
+    await sync(ctx); // reads the row again, while HQ has not applied the create
+    const key = (await ctx.store.syncRecords.customerKeyOfRow('contacts', id))!;
+    await submitDelete(ctx, { account: key }); // HQ creates the customer, then deletes it
+    await drain(ctx, doorbell);
+    await sync(ctx);
+    await sync(ctx);
+
+    expect(dv.row('contacts', id)).toBeDefined();
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInHq', crmId: id.toLowerCase(), hqExists: false, crmExists: true }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);
