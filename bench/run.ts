@@ -1,6 +1,8 @@
 /**
- * `npm run bench [-- --quick]`: the benchmark of BENCHMARKS.md. Starts its own local stack (Azurite in memory,
- * the development broker, the local host), measures, prints a table and writes bench-results.json.
+ * `npm run bench [-- --quick] [-- --only coupling]`: the benchmark of BENCHMARKS.md. Starts its own local stack
+ * (Azurite in memory, the development broker, the local host), measures, prints a table and writes
+ * bench-results.json. The coupling phase runs last, on a fresh stack of its own with the development Dataverse,
+ * so that neither its customers nor the other phases' ones are in the other's data.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -9,38 +11,77 @@ import { join } from 'node:path';
 import { projectRoot } from '../local/root';
 import { openStore } from '../shared/storage';
 import { LOAD_DAYS, loadAuditLog, timeQueries } from './audit';
+import { couplingPhase, type CouplingResults } from './coupling';
 import { latencyAtRate, rawWritesPerSecond, throughput } from './pipeline';
 import { startBenchStack } from './stack';
 
 const quick = process.argv.includes('--quick');
 const operationsArg = process.argv.indexOf('--operations');
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg > 0 ? process.argv[onlyArg + 1] : undefined;
+if (only !== undefined && only !== 'coupling') throw new Error(`--only knows one phase: coupling (not ${only})`);
 const profile = {
   ...(quick
     ? { rawWrites: 5_000, throughputOps: 3_000, rate: 200, rateSeconds: 20, auditOps: 100_000, queryRounds: 20 }
     : { rawWrites: 10_000, throughputOps: 10_000, rate: 200, rateSeconds: 60, auditOps: 1_000_000, queryRounds: 50 }),
   // `--operations N` sizes the audit log for the query phase differently (e.g. to see how queries scale).
   ...(operationsArg > 0 ? { auditOps: Number(process.argv[operationsArg + 1]) } : {}),
+  // BENCH_COUPLING_CUSTOMERS sizes the coupling phase (0 leaves it out).
+  couplingCustomers: Number(process.env.BENCH_COUPLING_CUSTOMERS ?? (quick ? 2_000 : 10_000)),
 };
+const pipelinePhases = only !== 'coupling';
+const couplingPhaseRuns = profile.couplingCustomers > 0;
 
 const log = (line: string) => console.log(line);
 
 async function main(): Promise<void> {
   const started = Date.now();
-  log(`Customer Sync benchmark (${quick ? 'quick' : 'full'} profile), starting the local stack…`);
+  const phases = (pipelinePhases ? 4 : 0) + (couplingPhaseRuns ? 1 : 0);
+  const name = only ? `${only} only` : quick ? 'quick' : 'full';
+  log(`Customer Sync benchmark (${name} profile), starting the local stack…`);
+  const results: Record<string, unknown> = {
+    profile: name,
+    measuredAt: new Date().toISOString(),
+    machine: machineFacts(),
+  };
+  if (pipelinePhases) Object.assign(results, await pipelineAndAuditPhases(phases));
+  if (couplingPhaseRuns) {
+    const n = profile.couplingCustomers;
+    log(`${phases}/${phases} coupling with the development Dataverse: ${n} customers, on a fresh stack…`);
+    const stack = await startBenchStack({ dataverse: true });
+    try {
+      const coupling = await couplingPhase(stack, { customers: n, log });
+      results.coupling = { ...coupling, hostPeakRssMb: stack.hostPeakRssMb() };
+    } catch (error) {
+      console.error(`The host's last output:\n${stack.hostLog()}`);
+      throw error;
+    } finally {
+      await stack.stop();
+    }
+  }
+  results.durationSeconds = Math.round((Date.now() - started) / 1000);
+  writeFileSync(join(projectRoot(), 'bench-results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  if (pipelinePhases) printTable(results as unknown as PipelineResults);
+  if (results.coupling) printCouplingTable(results.coupling as CouplingResults);
+  log(`\nWritten to bench-results.json (${String(results.durationSeconds)} s).`);
+}
+
+/** Phases 1–4 (raw writes, throughput, latency, audit queries) on one stack, as before the coupling phase. */
+async function pipelineAndAuditPhases(phases: number) {
   const stack = await startBenchStack();
   try {
     const connection = stack.settings.STORAGE_CONNECTION_STRING!;
-    log('1/4 raw Azurite writes (the ceiling)…');
+    log(`1/${phases} raw Azurite writes (the ceiling)…`);
     const raw = await rawWritesPerSecond(connection, profile.rawWrites);
 
-    log(`2/4 end-to-end throughput: ${profile.throughputOps} operations at concurrency 64…`);
+    log(`2/${phases} end-to-end throughput: ${profile.throughputOps} operations at concurrency 64…`);
     const pipeline = await throughput(stack, profile.throughputOps);
 
-    log(`3/4 latency at a steady ${profile.rate} operations/s for ${profile.rateSeconds} s…`);
+    log(`3/${phases} latency at a steady ${profile.rate} operations/s for ${profile.rateSeconds} s…`);
     const latency = await latencyAtRate(stack, profile.rate, profile.rateSeconds);
 
     const live = profile.throughputOps + latency.operations;
-    log(`4/4 audit queries: loading ${profile.auditOps - live} operations over ${LOAD_DAYS} days…`);
+    log(`4/${phases} audit queries: loading ${profile.auditOps - live} operations over ${LOAD_DAYS} days…`);
     const loadStarted = Date.now();
     const store = await openStore(connection, stack.settings.TABLE_PREFIX);
     const samples = await loadAuditLog(store, profile.auditOps - live, log);
@@ -48,10 +89,7 @@ async function main(): Promise<void> {
     log(`    loaded in ${loadSeconds} s; timing each filter kind…`);
     const queries = await timeQueries(stack, samples, profile.queryRounds);
 
-    const results = {
-      profile: quick ? 'quick' : 'full',
-      measuredAt: new Date().toISOString(),
-      machine: machineFacts(),
+    return {
       rawWritesPerSecond: raw,
       opsPerSecond: pipeline.opsPerSecond,
       opsPerSecondVsRaw: Math.round((pipeline.opsPerSecond / raw) * 100) / 100,
@@ -69,10 +107,7 @@ async function main(): Promise<void> {
       peakRssMb: stack.hostPeakRssMb(),
       operations: profile.auditOps,
       loadSeconds,
-      durationSeconds: Math.round((Date.now() - started) / 1000),
     };
-    writeFileSync(join(projectRoot(), 'bench-results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    printTable(results);
   } catch (error) {
     console.error(`The host's last output:\n${stack.hostLog()}`);
     throw error;
@@ -90,7 +125,7 @@ function machineFacts() {
   };
 }
 
-function printTable(r: {
+interface PipelineResults {
   rawWritesPerSecond: number;
   opsPerSecond: number;
   opsPerSecondVsRaw: number;
@@ -99,10 +134,12 @@ function printTable(r: {
   entitiesReadPerItem: Record<string, number>;
   peakRssMb: number;
   operations: number;
-  durationSeconds: number;
-}): void {
-  const row = (name: string, value: string, target: string) =>
-    log(`  ${name.padEnd(34)} ${value.padStart(16)}   ${target}`);
+}
+
+const row = (name: string, value: string, target: string) =>
+  log(`  ${name.padEnd(34)} ${value.padStart(16)}   ${target}`);
+
+function printTable(r: PipelineResults): void {
   log('');
   row('figure', 'measured', 'target');
   row('raw Azurite writes/s (ceiling)', String(r.rawWritesPerSecond), '');
@@ -118,7 +155,33 @@ function printTable(r: {
   }
   row('host peak RSS MB', String(r.peakRssMb), '≤ 512');
   row('operations in the audit log', String(r.operations), '');
-  log(`\nWritten to bench-results.json (${r.durationSeconds} s).`);
+}
+
+function printCouplingTable(c: CouplingResults): void {
+  log('');
+  row(`coupling (${c.couplings} couplings)`, 'measured', 'target');
+  row(
+    'ToCrm inserts/s',
+    String(c.insert.recordsPerSecond),
+    `≥ 200; ${c.insert.crmRequestsPerRecord} CRM requests/record`,
+  );
+  row(
+    'ToCrm updates/s',
+    String(c.toCrm.recordsPerSecond),
+    `≥ 200; ${c.toCrm.crmRequestsPerRecord} CRM requests/record`,
+  );
+  row(
+    'FromCrm updates/s (submitted to HQ)',
+    String(c.fromCrm.recordsPerSecond),
+    `≥ 200; ${c.fromCrm.crmRequestsPerRecord} CRM requests/record`,
+  );
+  row('FromCrm end to end records/s', String(c.fromCrmEndToEndRecordsPerSecond), 'run + HQ applies + settle run');
+  row('both at once records/s', String(c.bothAtOnce.recordsPerSecond), `${c.bothAtOnce.records} records in one run`);
+  row(
+    'quiet run p50/max ms (HTTP)',
+    `${c.quiet.p50HttpMs}/${c.quiet.maxHttpMs}`,
+    `< 1000; ${c.quiet.crmRequestsPerRun} CRM requests/run`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type Azurite, startAzurite } from '../local/azurite';
+import { type DevDataverse, startDevDataverse } from '../local/dataverse';
 import { type HostProcess, hostStopGraceMs, launchHost } from '../local/host-process';
 import { freePort } from '../local/ports';
 import { stopChild } from '../local/processes';
@@ -14,6 +15,10 @@ const root = projectRoot();
 export interface BenchStack {
   baseUrl: string;
   settings: Record<string, string>;
+  /** The development Dataverse the host is coupled with, in this process (only if asked for). */
+  dataverse?: DevDataverse;
+  /** The stack's processes by name, for CPU accounting; `bench` is this process (and the Dataverse in it). */
+  pids(): Record<string, number>;
   token(role: 'Channel' | 'Sync.Reader' | 'Sync.Operator', channel?: string): string;
   /** The last lines the host wrote (for a failed run). */
   hostLog(): string;
@@ -22,11 +27,17 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
+/** A cron expression that does not fire during a benchmark (midnight on 1 January). */
+const NEVER = '0 0 0 1 1 *';
+
 /**
  * The local stack as `npm start -- --in-memory` runs it — Azurite in memory, the development broker and the
  * local Functions host, each its own process — on free ports, so a benchmark never meets leftover data.
+ * With `dataverse`, also the development Dataverse, in this process and without a rate limit, and the host
+ * coupled with it; without, coupling is off. The crm-sync timer never fires: the benchmark runs the job itself
+ * (and a host of the other phases must not reach for whatever listens on local.settings.json's port 7072).
  */
-export async function startBenchStack(): Promise<BenchStack> {
+export async function startBenchStack(options: { dataverse?: boolean } = {}): Promise<BenchStack> {
   // 16 GiB of this machine's 24: the full profile's audit log outgrows Node's default heap.
   const azurite: Azurite = await startAzurite({ maxHeapMb: 16_384 });
   const brokerPort = await freePort();
@@ -34,12 +45,21 @@ export async function startBenchStack(): Promise<BenchStack> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const serviceBus = await firstLineMatching(broker, /^Endpoint=sb:/);
+  const dataverse = options.dataverse ? await startDevDataverse({ port: 0 }) : undefined;
   const settings: Record<string, string> = {
     ...localSettings(root),
     STORAGE_CONNECTION_STRING: azurite.connectionString,
     SERVICEBUS_CONNECTION: serviceBus,
     TABLE_PREFIX: 'bench',
     CUSTOMER_OPERATIONS_QUEUE: 'bench-customer-operations',
+    // An empty setting counts as unset: coupling off.
+    DATAVERSE_URL: dataverse?.url ?? '',
+    DATAVERSE_TOKEN: 'bench',
+    CRM_SYNC_SCHEDULE: NEVER,
+    // BENCH_HOST_CPU_PROF=<dir>: the host writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+    ...(process.env.BENCH_HOST_CPU_PROF
+      ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_HOST_CPU_PROF}` }
+      : {}),
   };
   let host: HostProcess;
   let hostOutput = '';
@@ -48,12 +68,14 @@ export async function startBenchStack(): Promise<BenchStack> {
       hostOutput = (hostOutput + text).slice(-8000);
     });
   } catch (error) {
-    await Promise.all([stopChild(broker), azurite.close()]);
+    await Promise.all([stopChild(broker), azurite.close(), dataverse?.close()]);
     throw error;
   }
   return {
     baseUrl: host.baseUrl,
     settings,
+    dataverse,
+    pids: () => ({ host: host.process.pid!, azurite: azurite.pid, broker: broker.pid!, bench: process.pid }),
     token: (role, channel) => devToken(settings, role, channel),
     hostLog: () => hostOutput,
     hostPeakRssMb: () => {
@@ -65,6 +87,7 @@ export async function startBenchStack(): Promise<BenchStack> {
       await stopChild(host.process, { name: 'Functions host', graceMs: hostStopGraceMs });
       await stopChild(broker);
       await azurite.close();
+      await dataverse?.close();
     },
   };
 }

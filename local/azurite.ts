@@ -21,6 +21,8 @@ export interface AzuriteOptions {
 export interface Azurite {
   readonly port: number;
   readonly connectionString: string;
+  /** Its process id (the benchmark reads its CPU time). */
+  readonly pid: number;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
   await waitForListening(child, options.log);
   return {
     port,
+    pid: child.pid!,
     connectionString:
       `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
       `TableEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`,

@@ -33,3 +33,33 @@ export async function stopChild(child: ChildProcess, options: StopOptions = {}):
     console.warn(`${name} has not exited ${seconds(afterKillMs)} after SIGKILL: no longer waiting for it`);
   }
 }
+
+/**
+ * How a development server's CLI ends: on SIGINT or SIGTERM it closes the server once and exits 0 (1 if the
+ * close fails).
+ */
+export function closeOnSignals(close: () => Promise<void>, log: (line: string) => void): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping`);
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Runs a CLI's main; a failure is printed as its message alone and exits 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}

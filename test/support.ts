@@ -55,3 +55,31 @@ export function person(overrides: Partial<Customer> = {}): Customer {
     ...overrides,
   };
 }
+
+export function organization(overrides: Partial<Customer> = {}): Customer {
+  counter++;
+  return {
+    customerType: 'Organization',
+    organizationName: `Contoso ${counter}`,
+    email: `info.${counter}.${randomBytes(4).toString('hex')}@contoso.example`,
+    customerGroup: 'Wholesale',
+    currency: 'EUR',
+    address: { street: 'Vestergade 2', city: 'Odense', postalCode: '5000', countryRegion: 'DK' },
+    ...overrides,
+  };
+}
+
+/**
+ * A small, seeded pseudo-random generator (mulberry32): a seed fixes what a randomized test does, so a failing
+ * seed can be run again.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,6 +1,7 @@
 /** `node dist/local/broker/main.js [--port N] [--host H]`: runs the development broker until SIGINT/SIGTERM. */
 import { parseArgs } from 'node:util';
 
+import { closeOnSignals, runMain } from '../processes';
 import { startDevBroker } from './index';
 
 async function main(): Promise<void> {
@@ -13,24 +14,7 @@ async function main(): Promise<void> {
   const broker = await startDevBroker({ port, host: values.host, log });
   console.log(broker.connectionString);
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log(`${signal}: stopping`);
-    broker.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  closeOnSignals(() => broker.close(), log);
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runMain(main);

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 
+import { closeOnSignals, runMain } from '../processes';
 import { startDevDataverse } from './index';
 
 function integer(
@@ -45,24 +46,7 @@ async function main(): Promise<void> {
   });
   console.log(dataverse.apiUrl);
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log(`${signal}: stopping`);
-    dataverse.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  closeOnSignals(() => dataverse.close(), log);
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runMain(main);

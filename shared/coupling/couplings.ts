@@ -1,6 +1,13 @@
 import { z } from 'zod';
 
-import { ACTIONS_FOR, isCoupled, type SyncErrorKind, type SyncRecord } from '../domain/coupling';
+import {
+  ACTIONS_FOR,
+  isCoupled,
+  type SyncErrorKind,
+  type SyncLogDirection,
+  type SyncLogEntry,
+  type SyncRecord,
+} from '../domain/coupling';
 import type { CrmTable } from '../domain/crm-mapping';
 import { DomainError, notFound } from '../domain/errors';
 import type { Versioned } from '../domain/versioned';
@@ -31,8 +38,18 @@ async function coupledRecord(ctx: SyncContext, account: string): Promise<Version
   return stored as Versioned<SyncRecord & { crmId: string }>;
 }
 
+/**
+ * The coupling, with the last synchronization each way (its time, result and job run), taken from the newest
+ * lines of the record's synchronization log.
+ */
 export async function getCoupling(ctx: SyncContext, account: string) {
-  return couplingOf((await coupledRecord(ctx, account)).value);
+  const { value: record } = await coupledRecord(ctx, account);
+  const { items } = await ctx.store.syncLog.page(record.customerKey, 50);
+  const lastSync: Partial<Record<SyncLogDirection, Pick<SyncLogEntry, 'at' | 'result' | 'job' | 'run'>>> = {};
+  for (const { direction, at, result, job, run } of items) {
+    lastSync[direction] ??= { at, result, ...(job ? { job } : {}), ...(run ? { run } : {}) };
+  }
+  return { ...couplingOf(record), lastSync };
 }
 
 /**

@@ -25,16 +25,13 @@ import {
 import type { Customer } from '../domain/customer';
 import { normalizeEmail } from '../domain/hq-rules';
 import { isFinal } from '../domain/lifecycle';
-import { type CustomerRecord, parseOperationId } from '../domain/operation';
+import { CRM_CHANNEL, type CustomerRecord, parseOperationId } from '../domain/operation';
 import type { CrmCursor } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
 import type { CouplingSettings, SyncContext } from '../operations/context';
 import { readCustomerUpdates } from '../operations/queries';
 import { submitCreate, submitDelete, submitEdit, submitRestore } from '../operations/submit';
 import { appendLog, hash, isAlive, rowIdFor, saveRecord, withError, withSuccess } from './records';
-
-/** The channel CRM changes are submitted from (DESIGN.md §8: one pipeline). */
-export const CRM_CHANNEL = 'crm';
 
 export const COUNT_KEYS = ['inserted', 'modified', 'deleted', 'unchanged', 'skipped', 'failed', 'coupled'] as const;
 export type Counts = Record<(typeof COUNT_KEYS)[number], number>;
@@ -108,32 +105,32 @@ export class SyncRun {
   }
 
   /**
-   * Runs `work` for each item, `parallelism` at a time, until done or the budget is spent. If one item's work
-   * throws, the other workers take nothing more, and the error is thrown once they have all stopped: nothing of
-   * a failed run goes on after it has ended (and released its lease).
+   * Runs `work` for each item, `parallelism` at a time; false if the budget ran out before all were done. If one
+   * item's work throws, the other workers take nothing more and the error is thrown once they have all stopped:
+   * nothing of a failed run goes on after it has ended (and released its lease).
    */
   async each<T>(items: Iterable<T>, work: (item: T) => Promise<void>): Promise<boolean> {
     const queue = [...items];
+    let next = 0;
     let complete = true;
     let failure: { error: unknown } | undefined;
     const worker = async () => {
-      for (let item = queue.shift(); item !== undefined && !failure; item = queue.shift()) {
+      while (next < queue.length && complete && !failure) {
         if (this.spent) {
           complete = false;
           return;
         }
         try {
-          await work(item);
+          await work(queue[next++]!);
         } catch (error) {
           if (error instanceof BudgetSpent) complete = false;
           else failure ??= { error };
-          return;
         }
       }
     };
     await Promise.all(Array.from({ length: this.settings.parallelism }, worker));
     if (failure) throw failure.error;
-    return complete && !this.spent;
+    return complete;
   }
 }
 
@@ -149,16 +146,26 @@ export class SyncRun {
  * which finds the done ones in sync.
  */
 export async function crmSync(run: SyncRun): Promise<{ message: string; complete: boolean }> {
+  let complete: boolean;
+  try {
+    complete = await syncBothWays(run);
+  } catch (error) {
+    if (!(error instanceof BudgetSpent)) throw error;
+    complete = false;
+  }
+  const message = complete ? 'Completed.' : 'Stopped: the run spent its time budget; the next run resumes.';
+  return { message, complete };
+}
+
+async function syncBothWays(run: SyncRun): Promise<boolean> {
   const { ctx } = run;
   const state = ctx.store.crmSyncState;
   const cursor = await state.cursor();
   const work = new Map<string, Change>();
   const add = (key: string, change: Change) => {
     const known = work.get(key);
-    work.set(
-      key,
-      known ? { ...known, ...change, direction: known.direction === 'ToCrm' ? 'ToCrm' : change.direction } : change,
-    );
+    const direction = known?.direction === 'ToCrm' ? 'ToCrm' : change.direction;
+    work.set(key, { ...known, ...change, direction });
   };
 
   await settleAwaiting(run, add);
@@ -177,17 +184,22 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     deltaLinks[table] = changes.deltaLink;
     const firstRead = changes.full && !cursor.deltaLinks[table];
     const seen = new Set<string>();
-    for (const row of changes.rows) {
+    // One point read per row: looked up `parallelism` at a time (after an insert run, its own rows come back
+    // here by the thousand), then taken in the order the CRM gave them.
+    const ownerOf = (id: string) => ctx.store.syncRecords.customerKeyOfRow(table, id);
+    const owners = await mapBounded(changes.rows, run.settings.parallelism, (row) => ownerOf(row.id));
+    changes.rows.forEach((row, i) => {
       seen.add(row.id);
-      const key = await ctx.store.syncRecords.customerKeyOfRow(table, row.id);
+      const key = owners[i];
       if (key) add(key, { direction: 'FromCrm', crmRow: row, linked: { table, id: row.id } });
       // Rows that existed before the first run are not imported: match-based coupling is for those.
       else if (!firstRead) newRows.push({ table, row });
-    }
-    for (const id of changes.deleted) {
-      const key = await ctx.store.syncRecords.customerKeyOfRow(table, id);
+    });
+    const deletedOwners = await mapBounded(changes.deleted, run.settings.parallelism, ownerOf);
+    changes.deleted.forEach((id, i) => {
+      const key = deletedOwners[i];
       if (key) add(key, { direction: 'FromCrm', crmDeleted: true, linked: { table, id } });
-    }
+    });
     // After an expired delta link, a coupled row missing from the full read was deleted meanwhile.
     if (changes.full && !firstRead) {
       for await (const record of ctx.store.syncRecords.list()) {
@@ -198,7 +210,6 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
     }
   }
 
-  let complete = true;
   let feed = cursor.feed;
   for (;;) {
     const page = await readCustomerUpdates(ctx, feed);
@@ -206,26 +217,46 @@ export async function crmSync(run: SyncRun): Promise<{ message: string; complete
       feed = page.cursor;
       break;
     }
-    const keys = new Set(page.items.map((item) => item.asyncCustomerAccount ?? item.customerAccount));
+    // A customer's key is its async customer account, which every feed item carries.
+    const keys = new Set(page.items.flatMap((item) => item.asyncCustomerAccount ?? []));
     const pageWork = [...keys].map((key) => {
       const change: Change = { ...work.get(key), direction: 'ToCrm' };
       work.delete(key);
       return [key, change] as const;
     });
-    if (!(await run.each(pageWork, syncAndSettle))) {
-      complete = false;
-      break;
-    }
+    if (!(await run.each(pageWork, syncAndSettle))) return false;
     feed = page.cursor;
     await state.saveCursor({ ...(await state.cursor()), feed });
   }
 
-  complete &&= await run.each(work, syncAndSettle);
-  complete &&= await run.each(newRows, ({ table, row }) => importRow(run, table, row));
-  if (complete && !run.incomplete)
-    await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
-  const message = complete ? 'Completed.' : 'Stopped: the run spent its time budget; the next run resumes.';
-  return { message, complete };
+  if (!(await run.each(work, syncAndSettle))) return false;
+  if (!(await run.each(newRows, ({ table, row }) => importRow(run, table, row)))) return false;
+  if (!run.incomplete) await state.saveCursor({ feed, deltaLinks: { ...cursor.deltaLinks, ...deltaLinks } });
+  return true;
+}
+
+/**
+ * `work` over every item, at most `limit` at a time; the results in the items' order. After a failure no item is
+ * started, and the error is thrown once the items in flight are done (like SyncRun.each): nothing of a failed run
+ * goes on after it has ended.
+ */
+async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (next < items.length && !failure) {
+      const i = next++;
+      try {
+        results[i] = await work(items[i]!);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.error;
+  return results;
 }
 
 /** Operations submitted from CRM changes: once applied, the record is synchronized again; failed, an error. */
@@ -299,6 +330,8 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   const record = stored?.value;
   if (record?.skipped) return run.count(change.direction, 'skipped');
   if (record?.decoupled || record?.awaiting) return;
+  // Decided before HQ is read: a run that follows a large one sees each of its writes come back once.
+  if (isCoupled(record) && isEcho(record, change)) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
     // A row tied to this customer by an insert, a match or an import that a run stopped before recording: it is
@@ -387,6 +420,13 @@ async function coupleUnrecorded(
 
 type Coupled = SyncRecord & { crmId: string };
 
+/** Our own write coming back through change tracking: nothing to do (no echo). */
+const isEcho = (record: Coupled, change: Change) =>
+  change.crmRow !== undefined &&
+  change.crmRow.version === record.crmVersion &&
+  !change.recheck &&
+  change.direction === 'FromCrm';
+
 async function syncPair(
   run: SyncRun,
   stored: Versioned<SyncRecord>,
@@ -398,15 +438,7 @@ async function syncPair(
   const mapping = MAPPINGS[record.crmTable];
   // Coupled before HQ applied the customer's create (an interrupted import): synchronized once it has.
   if (hq && !hq.customer && !hq.deleted) return;
-  // Our own write coming back through change tracking: nothing to do (no echo).
-  if (
-    change.crmRow &&
-    change.crmRow.version === record.crmVersion &&
-    !change.recheck &&
-    change.direction === 'FromCrm'
-  ) {
-    return;
-  }
+  if (isEcho(record, change)) return;
   let row = change.crmRow;
   let crmGone = change.crmDeleted === true;
   const baseKnown = mapping.fields.every((f) => f.field in record.base);
@@ -893,7 +925,7 @@ async function hqCandidate(run: SyncRun, values: Snapshot): Promise<CustomerReco
 /**
  * A failure that is not a finding about the record (the CRM refused a value, or kept failing): a `Failed` sync
  * error, so the record is tried again next run and an operator sees why. Only a refusal can repeat into
- * `skipped`; an outage does not. If the error cannot be recorded, the run fails (see below).
+ * `skipped`; an outage does not. If the error cannot be recorded, the run fails.
  */
 async function recordFailure(run: SyncRun, customerKey: string, change: Change, error: unknown): Promise<void> {
   const { ctx } = run;

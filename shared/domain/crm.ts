@@ -39,7 +39,11 @@ export interface Crm {
 
 /** The CRM refused a request for a reason retrying does not change (a value it does not accept, ...). */
 export class CrmRefused extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The CRM's own error code, e.g. Dataverse's `0x80044352`. */
+    readonly code?: string,
+  ) {
     super(message);
     this.name = 'CrmRefused';
   }

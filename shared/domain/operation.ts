@@ -117,6 +117,12 @@ export interface CustomerRecord {
  */
 export const HQ_CHANNEL = 'hq';
 
+/** The channel of operations the CRM sync submits: a CRM user's creates, edits and deletions (DESIGN.md §8). */
+export const CRM_CHANNEL = 'crm';
+
+/** Channels the service submits as itself; no channel's token may use them. */
+export const RESERVED_CHANNELS: readonly string[] = [HQ_CHANNEL, CRM_CHANNEL];
+
 export const operationIdOf = (customerKey: string, seq: number) => `${customerKey}-${seq}`;
 
 /**

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 
 import { services } from '../app';
 import { DomainError } from '../domain/errors';
+import { RESERVED_CHANNELS } from '../domain/operation';
 import type { SyncContext } from '../operations/context';
 import { isChannelOnly, type Principal, requireChannel, requireRole, type Role } from './auth';
 import { type HttpResult, problem, problemOf } from './problem';
@@ -114,8 +115,16 @@ async function parse<R extends RequestSchemas, A extends Access>(
   if (spec.access !== 'anonymous') {
     principal = await verifier.verify(request.headers.get('authorization'));
     requireRole(principal, spec.access);
-    if (isChannelOnly(principal) && principal.channel === undefined) {
-      throw new DomainError('FORBIDDEN', 'This Channel token names no channel.');
+    if (isChannelOnly(principal)) {
+      if (principal.channel === undefined) throw new DomainError('FORBIDDEN', 'This Channel token names no channel.');
+      // The service submits as hq (operators' deletions) and crm (the CRM sync): a channel token named so would
+      // read their operations as its own.
+      if (RESERVED_CHANNELS.includes(principal.channel.toLowerCase())) {
+        throw new DomainError(
+          'FORBIDDEN',
+          `Channel '${principal.channel}' is reserved for the service's own operations.`,
+        );
+      }
     }
   }
   const parsedParams = params && validate(params, { ...request.params }, 'Invalid path parameters.');

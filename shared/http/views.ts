@@ -141,6 +141,13 @@ export const couplingSchema = z.object({
   lastSyncedAt: z.string().optional(),
   lastSyncResult: z.enum(['Success', 'Failure']).optional(),
   skipped: z.boolean(),
+  lastSync: z
+    .record(
+      z.enum(['ToCrm', 'FromCrm']),
+      z.object({ at: z.string(), result: z.string(), job: z.string().optional(), run: z.string().optional() }),
+    )
+    .optional()
+    .describe('The last synchronization each way, from the synchronization log'),
 });
 
 export const matchAcceptedSchema = z.object({ job: z.literal('crm-match') });

@@ -2,7 +2,7 @@ import { odata, type TableClient } from '@azure/data-tables';
 
 import type { CrmCursor, CrmSyncState, Lease } from '../domain/ports';
 import { isWriteConflict } from '../domain/versioned';
-import { conditionally, getOrUndefined } from './tables';
+import { conditionally, getOrUndefined, hasStatus } from './tables';
 
 /**
  * Table `CrmSyncState`:
@@ -61,8 +61,8 @@ export class TableCrmSyncState implements CrmSyncState {
   }
 
   async settled(customerKey: string): Promise<void> {
-    await this.table.deleteEntity('awaiting', customerKey).catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 404) throw error;
+    await this.table.deleteEntity('awaiting', customerKey).catch((error: unknown) => {
+      if (!hasStatus(error, 404)) throw error; // already gone
     });
   }
 }

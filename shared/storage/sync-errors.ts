@@ -2,7 +2,7 @@ import { odata, type TableClient } from '@azure/data-tables';
 
 import { SYNC_ERROR_KINDS, type SyncErrorKind } from '../domain/coupling';
 import type { SyncErrorEntry, SyncErrorIndex } from '../domain/ports';
-import { invertedTime, packJson, unpackJson } from './tables';
+import { hasStatus, invertedTime, packJson, unpackJson } from './tables';
 
 /**
  * Table `SyncErrors` — PartitionKey = error kind, RowKey = `<inverted failedOn>|<customer key>` → the list
@@ -24,8 +24,8 @@ export class TableSyncErrors implements SyncErrorIndex {
   }
 
   async remove(entry: Pick<SyncErrorEntry, 'kind' | 'failedOn' | 'customerKey'>): Promise<void> {
-    await this.table.deleteEntity(entry.kind, rowKeyOf(entry)).catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 404) throw error;
+    await this.table.deleteEntity(entry.kind, rowKeyOf(entry)).catch((error: unknown) => {
+      if (!hasStatus(error, 404)) throw error; // already gone
     });
   }
 

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { DynamicsWebApi } from 'dynamics-web-api';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -101,6 +103,7 @@ describe('crm-sync', () => {
       crmId: rowIdFor(key),
       lastSyncResult: 'Success',
       skipped: false,
+      lastSync: { ToCrm: { at: expect.any(String), result: 'Inserted', job: 'crm-sync', run: expect.any(String) } },
     });
     const log = await syncLogPage(ctx, customer.customerAccount, 10);
     expect(log.items).toEqual([
@@ -349,30 +352,52 @@ describe('crm-sync', () => {
     ]);
   });
 
-  it('runs once at a time: a second run while one holds the lease is refused', async () => {
-    const { ctx } = await setup();
-    const [a, b] = await Promise.allSettled([runJob(ctx, 'crm-sync'), runJob(ctx, 'crm-sync')]);
-    const refused = [a, b].filter((r) => r.status === 'rejected');
-    expect(refused).toHaveLength(1);
-    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'JOB_RUNNING' });
-  });
-
-  it('reads every row once its delta links have expired, and still brings a CRM edit made meanwhile to HQ', async () => {
-    const { ctx, doorbell, crmUser, dv } = await setup();
+  it('reconciles every coupled row by a full read once the delta link has expired, finding rows deleted meanwhile', async () => {
+    const { ctx, doorbell, dv, crmUser } = await setup();
     await sync(ctx);
-    const customer = await createdCustomer(ctx, doorbell);
+    const kept = await createdCustomer(ctx, doorbell);
+    const gone = await createdCustomer(ctx, doorbell);
     await sync(ctx);
-    dv.faults.expireDeltaTokens();
     await crmUser.update({
       collection: 'contacts',
-      key: rowIdFor(customer.asyncCustomerAccount!),
-      data: { telephone1: '+45 6666' },
+      key: rowIdFor(kept.asyncCustomerAccount!),
+      data: { telephone1: '+45 4444' },
     });
+    await crmUser.deleteRecord({ collection: 'contacts', key: rowIdFor(gone.asyncCustomerAccount!) });
+    dv.faults.expireDeltaTokens();
     const run = await sync(ctx);
-    expect(run.message).toBe('Completed.');
-    expect(run.directions).toMatchObject({ FromCrm: { modified: 1 } });
+    expect(run.directions).toMatchObject({ FromCrm: { modified: 1, failed: 1 } });
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ customerAccount: gone.customerAccount, kind: 'DeletedInCrm' }),
+    ]);
     await drain(ctx, doorbell);
-    expect((await getCustomer(ctx, customer.customerAccount)).customer.phone).toBe('+45 6666');
+    expect((await getCustomer(ctx, kept.customerAccount)).customer.phone).toBe('+45 4444');
+  });
+
+  it('stops cleanly when its time budget is spent, and the next runs finish the work exactly once', async () => {
+    const { ctx, doorbell, dv } = await setup({ budgetMs: 1, parallelism: 1 });
+    await sync(ctx).catch(() => undefined);
+    ctx.coupling = { ...ctx.coupling!, budgetMs: 60_000 };
+    await sync(ctx); // change tracking starts
+    for (let i = 0; i < 4; i++) await createdCustomer(ctx, doorbell);
+    ctx.coupling = { ...ctx.coupling, budgetMs: 1 };
+    const cut = await sync(ctx);
+    expect(cut.message).toMatch(/time budget/);
+    ctx.coupling = { ...ctx.coupling, budgetMs: 60_000 };
+    const rest = await sync(ctx);
+    expect(rest.message).toBe('Completed.');
+    expect(cut.counts.inserted! + rest.counts.inserted!).toBe(4);
+    expect(dv.rows('contacts')).toHaveLength(4);
+  });
+
+  it('runs once at a time: a second run while one holds the lease is refused', async () => {
+    const { ctx, dv } = await setup();
+    dv.faults.delayNext(1, 1000); // the first run holds the lease while its first CRM request is answered late
+    const first = runJob(ctx, 'crm-sync');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await expect(runJob(ctx, 'crm-sync')).rejects.toMatchObject({ code: 'JOB_RUNNING' });
+    await expect(first).resolves.toMatchObject({ message: 'Completed.' });
+    await expect(runJob(ctx, 'crm-sync')).resolves.toMatchObject({ job: 'crm-sync' }); // released
   });
 
   it('sends an HQ edit in a later run when a run could not even record that sending it failed', async () => {
@@ -658,5 +683,39 @@ describe('crm-sync', () => {
     const run = await sync(ctx);
     expect(run.counts).toMatchObject({ inserted: 5, failed: 0 });
     expect(dv.rows('contacts')).toHaveLength(5);
+  });
+});
+
+describe('Dataverse connector', () => {
+  it('shares match queries made at the same time, and gives each caller exactly the rows its own query would', async () => {
+    dataverse = await startDevDataverse({ port: 0 });
+    const connector = new Dataverse({
+      url: dataverse.url,
+      token: 'test',
+      concurrency: 4,
+      timeoutMs: 5000,
+      log: () => {},
+    });
+    const crm = connector.session(Date.now() + 60_000);
+    const tag = Date.now();
+    const emails = Array.from({ length: 30 }, (_, i) => `shared.${tag}.${i}@example.dk`);
+    // One row, two rows (one in upper case), more rows than `top`, a quote, a non-ASCII text, the same text in
+    // another case asked at the same time.
+    emails.push(`o'brien.${tag}@example.dk`, `jørgen.${tag}@example.dk`, emails[2]!.toUpperCase());
+    const rows = [emails[1]!, emails[2]!, emails[2]!.toUpperCase(), ...Array(12).fill(emails[3]!), emails[30]!];
+    for (const email of [...rows, emails[31]!]) {
+      await crm.create('contacts', randomUUID(), { lastname: 'Row', emailaddress1: email });
+    }
+    const ids = (found: { id: string }[][]) => found.map((rows) => rows.map((r) => r.id).sort());
+
+    dataverse.resetStats();
+    const together = await Promise.all(emails.map((email) => crm.find('contacts', { emailaddress1: email }, 10)));
+    const requests = dataverse.stats().total;
+    const alone = [];
+    for (const email of emails) alone.push(await crm.find('contacts', { emailaddress1: email }, 10));
+
+    expect(ids(together)).toEqual(ids(alone));
+    expect(together.map((rows) => rows.length)).toEqual([0, 1, 2, 10, ...Array(26).fill(0), 1, 1, 2]);
+    expect(requests).toBeLessThan(8);
   });
 });

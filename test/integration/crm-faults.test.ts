@@ -13,7 +13,7 @@ import { runJob } from '../../shared/jobs';
 import type { CouplingSettings, SyncContext } from '../../shared/operations/context';
 import { processCustomer } from '../../shared/operations/process';
 import { submitCreate, submitDelete, submitEdit } from '../../shared/operations/submit';
-import { person, type RecordingDoorbell, testContext } from '../support';
+import { person, type RecordingDoorbell, seededRandom, testContext } from '../support';
 
 /**
  * The crm-sync job exact under faults. Per seed: HQ customers inserted into the development Dataverse, then
@@ -53,17 +53,7 @@ const CONNECTOR_TIMEOUT_MS = 300;
 const mapping = MAPPINGS.contacts;
 const BIDIRECTIONAL = mapping.fields.filter((f) => f.direction === 'Bidirectional').map((f) => f.field);
 
-/** mulberry32, as test/integration/faults.test.ts. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = seededRandom;
 
 class InjectedFault extends Error {}
 

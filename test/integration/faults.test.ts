@@ -9,23 +9,11 @@ import { allOperations } from '../../shared/operations/list';
 import { processCustomer } from '../../shared/operations/process';
 import { readCustomerUpdates } from '../../shared/operations/queries';
 import { type Accepted, submitCreate, submitEdit } from '../../shared/operations/submit';
-import { person, testContext } from '../support';
+import { person, seededRandom, testContext } from '../support';
 
-/**
- * A small, seeded pseudo-random generator (mulberry32). A seed fixes the customers, their edits and the
- * delivery plan; where faults land also depends on the order in which concurrent storage calls draw from it,
- * so a failing seed is re-run to reproduce, not replayed step for step.
- */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A seed fixes the customers, their edits and the delivery plan; where faults land also depends on the order in
+// which concurrent storage calls draw from it, so a failing seed is re-run to reproduce, not replayed step by step.
+const random = seededRandom;
 
 /**
  * Wraps every storage method the pipeline uses, and the broker (the doorbell sender), so that at random a call

@@ -131,6 +131,14 @@ describe('an endpoint’s checks, in order', () => {
     expect(named).toMatchObject({ status: 200, jsonBody: { channel: 'web' } });
   });
 
+  it('answers 403 for a Channel token that names a channel the service submits as (hq, crm)', async () => {
+    for (const channel of ['hq', 'crm', 'HQ']) {
+      const result = await call(reading, request({ headers: { authorization: token(['Channel'], channel) } }));
+      expect(result.status).toBe(403);
+      expect(problemOfResult(result).detail).toBe(`Channel '${channel}' is reserved for the service's own operations.`);
+    }
+  });
+
   it('reaches storage only for a request that passed every check, and never for an endpoint open to anyone', async () => {
     const before = opened.count;
     await call(channelEndpoint, request({ params: { channelId: 'web' }, body: '{"name":"a"}' }));
