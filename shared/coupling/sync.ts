@@ -43,8 +43,11 @@ interface Change {
   direction: SyncLogDirection;
   crmRow?: CrmRow;
   crmDeleted?: boolean;
-  /** The row the CRM reported deleted (it is linked to this customer; the record may not name it yet). */
-  deletedRow?: { table: CrmTable; id: string };
+  /**
+   * The CRM row the change is about (changed, or deleted), which the reverse index ties to this customer: the
+   * record may not name it yet (a run stopped before recording the coupling), or name another row (a stale link).
+   */
+  linked?: { table: CrmTable; id: string };
   /** Look again even if nothing seems changed (an open error, an operation just applied, a new coupling). */
   recheck?: boolean;
   /** Released from waiting for an HQ operation: it leaves the awaiting list once it has been synchronized. */
@@ -181,14 +184,14 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
     changes.rows.forEach((row, i) => {
       seen.add(row.id);
       const key = owners[i];
-      if (key) add(key, { direction: 'FromCrm', crmRow: row });
+      if (key) add(key, { direction: 'FromCrm', crmRow: row, linked: { table, id: row.id } });
       // Rows that existed before the first run are not imported: match-based coupling is for those.
       else if (!firstRead) newRows.push({ table, row });
     });
     const deletedOwners = await mapBounded(changes.deleted, run.settings.parallelism, ownerOf);
     changes.deleted.forEach((id, i) => {
       const key = deletedOwners[i];
-      if (key) add(key, { direction: 'FromCrm', crmDeleted: true, deletedRow: { table, id } });
+      if (key) add(key, { direction: 'FromCrm', crmDeleted: true, linked: { table, id } });
     });
     // After an expired delta link, a coupled row missing from the full read was deleted meanwhile.
     if (changes.full && !firstRead) {
@@ -324,18 +327,34 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   if (isCoupled(record) && isEcho(record, change)) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
   if (!isCoupled(record)) {
-    // The row of an insert, a match or an import that a run stopped before recording, deleted in the CRM since:
-    // settled as a coupled row's deletion (once HQ has the customer), never inserted again.
-    if (change.deletedRow && hq) {
-      const detail = 'Coupled with the row an earlier attempt created, matched or imported, deleted in the CRM since:';
-      return coupleUnrecorded(run, stored, hq, change.deletedRow, undefined, detail);
+    // A row tied to this customer by an insert, a match or an import that a run stopped before recording: it is
+    // the customer's row, coupled now and synchronized as any pair (or its deletion, or the customer's, settled),
+    // never matched, imported or inserted a second time.
+    if (change.linked && hq) {
+      const detail = 'Coupled with the row an earlier attempt created, matched or imported:';
+      if (!change.crmRow || !isAlive(hq))
+        return coupleUnrecorded(run, stored, hq, change.linked, change.crmRow, detail);
+      const pair: SyncRecord = {
+        ...(stored?.value ?? { customerKey, base: {}, repeats: 0, skipped: false }),
+        crmTable: change.linked.table,
+        customerAccount: hq.customerAccount,
+        asyncCustomerAccount: hq.asyncCustomerAccount,
+      };
+      await couple(run, pair, stored, change.crmRow, detail);
+      return run.count('FromCrm', 'coupled');
     }
     if (!isAlive(hq)) return coupleInsertedRow(run, customerKey, stored, hq);
     const outcome = await matchOrInsert(run, hq, stored, { fields: run.settings.matchFields, insert: true });
-    run.count('ToCrm', outcome === 'multipleMatches' ? 'failed' : outcome === 'noMatch' ? 'unchanged' : outcome);
+    // With insert, no match means a customer waiting for its CRM row's import (see matchOrInsert).
+    run.count('ToCrm', outcome === 'multipleMatches' || outcome === 'noMatch' ? 'failed' : outcome);
     return;
   }
-  await syncPair(run, { value: record, etag: stored!.etag }, hq, change);
+  // A change about another row tied to this customer (a stale link) says nothing about the pair: read it afresh.
+  const about =
+    change.linked && change.linked.id !== record.crmId
+      ? { ...change, crmRow: undefined, crmDeleted: undefined, recheck: true }
+      : change;
+  await syncPair(run, { value: record, etag: stored!.etag }, hq, about);
 }
 
 /**
@@ -410,6 +429,8 @@ async function syncPair(
   const { ctx, settings } = run;
   const record = stored.value as Coupled;
   const mapping = MAPPINGS[record.crmTable];
+  // Coupled before HQ applied the customer's create (an interrupted import): synchronized once it has.
+  if (hq && !hq.customer && !hq.deleted) return;
   if (isEcho(record, change)) return;
   let row = change.crmRow;
   let crmGone = change.crmDeleted === true;
@@ -684,6 +705,17 @@ export async function matchOrInsert(
     return 'coupled';
   }
   if (!options.insert) return 'noMatch';
+  // A customer HQ created from a CRM row, whose import a run stopped before recording: that row is its row (it is
+  // coupled when the import reads it again), not one to insert a second time.
+  if ((await ctx.store.customers.getOperationHead(hq.customerKey, 1))?.channel === CRM_CHANNEL) {
+    const message =
+      'Created in HQ from a CRM row whose coupling was not recorded: it is coupled with that row when the row is ' +
+      'read again, unless the row was deleted in the CRM.';
+    const error = { kind: 'Failed' as const, message, hqExists: true, crmExists: false };
+    await saveRecord(ctx, withError(record, error, run.at), stored);
+    await appendLog(ctx, hq.customerKey, run.log('ToCrm', 'Failed', message));
+    return 'noMatch';
+  }
   await ctx.store.syncRecords.linkRow(table, id, hq.customerKey);
   const { row, created } = await createRow(run, table, id, toColumns(mapping, values));
   if (!created) {
@@ -841,13 +873,17 @@ async function importOnce(run: SyncRun, table: CrmTable, row: CrmRow): Promise<v
   await ctx.store.crmSyncState.await(customerKey);
   const stored = await ctx.store.syncRecords.get(customerKey);
   if (stored?.value.crmId === row.id) return; // done by an earlier attempt
+  // What HQ gets is the create accepted first for this row: an earlier attempt's, made from the row as it was
+  // then, if the run stopped after submitting it. The row's changes since are then changes to synchronize.
+  const create = await ctx.store.customers.getOperationHead(customerKey, 1);
+  const created = create ? hqSnapshot(mapping, { customer: unflatten(create.changes) as Customer }) : values;
   const record: SyncRecord = {
     customerKey,
     asyncCustomerAccount: customerKey,
     crmTable: table,
     crmId: row.id,
     coupledAt: run.at,
-    base: { ...values, ...toHqChanges(mapping, values) },
+    base: { ...created, [CUSTOMER_ACCOUNT]: values[CUSTOMER_ACCOUNT] ?? null },
     crmVersion: row.version,
     awaiting: accepted.operationId,
     repeats: 0,
@@ -891,7 +927,7 @@ async function recordFailure(run: SyncRun, customerKey: string, change: Change, 
   run.count(change.direction, 'failed');
   const stored = await ctx.store.syncRecords.get(customerKey);
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
-  const record: SyncRecord = stored?.value ?? {
+  let record: SyncRecord = stored?.value ?? {
     customerKey,
     customerAccount: hq?.customerAccount,
     asyncCustomerAccount: hq?.asyncCustomerAccount,
@@ -900,6 +936,11 @@ async function recordFailure(run: SyncRun, customerKey: string, change: Change, 
     repeats: 0,
     skipped: false,
   };
+  // A row the change tied to an uncoupled customer stays tied to it: the delta has moved on, so the retry must
+  // know it is the customer's row (changed or deleted), not look for one to match or insert.
+  if (change.linked && !isCoupled(record) && !record.decoupled && (hq?.customer || hq?.deleted)) {
+    record = { ...record, crmTable: change.linked.table, crmId: change.linked.id, coupledAt: run.at };
+  }
   const failed = withError(
     record,
     { kind: 'Failed', message, hqExists: isAlive(hq), crmExists: Boolean(record.crmId) },

@@ -561,6 +561,120 @@ describe('crm-sync', () => {
     ]);
   });
 
+  it('brings a CRM edit made while an import was interrupted to HQ, instead of overwriting it with the values imported', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
+    })) as string;
+    // The run submits the HQ create and stops before it links the row; the CRM user edits the row meanwhile.
+    const records = ctx.store.syncRecords;
+    const linkRow = records.linkRow.bind(records);
+    records.linkRow = () => Promise.reject(new Error('storage unavailable'));
+    await sync(ctx);
+    records.linkRow = linkRow;
+    await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 1234' } });
+    await sync(ctx); // the import again: HQ has not applied the create (made from the row as it was) yet
+    await drain(ctx, doorbell);
+    await sync(ctx);
+    await drain(ctx, doorbell);
+    await sync(ctx);
+
+    const key = await ctx.store.syncRecords.customerKeyOfRow('contacts', id);
+    expect((await getCustomer(ctx, key!)).customer.phone).toBe('+45 1234');
+    expect(dv.row('contacts', id)).toMatchObject({ telephone1: '+45 1234' });
+  });
+
+  it('does not insert a second row for a customer created from a CRM row whose import was interrupted', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
+    })) as string;
+    // The run submits the HQ create and stops before it links the row; HQ applies the create, and the CRM user
+    // changes the row's email, so the customer no longer matches it.
+    const records = ctx.store.syncRecords;
+    const linkRow = records.linkRow.bind(records);
+    records.linkRow = () => Promise.reject(new Error('storage unavailable'));
+    await sync(ctx);
+    records.linkRow = linkRow;
+    await drain(ctx, doorbell);
+    const email = `bo.holm.${Date.now()}@example.dk`;
+    await crmUser.update({ collection: 'contacts', key: id, data: { emailaddress1: email } });
+    await sync(ctx);
+    await drain(ctx, doorbell);
+    await sync(ctx);
+    await drain(ctx, doorbell);
+    await sync(ctx);
+
+    expect(dv.rows('contacts').map((r) => r.contactid)).toEqual([id.toLowerCase()]);
+    const key = await ctx.store.syncRecords.customerKeyOfRow('contacts', id);
+    expect((await getCustomer(ctx, key!)).customer.email).toBe(email);
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([]);
+  });
+
+  it('reports a row deleted in the CRM before its coupling was recorded, also when the run that saw it failed on the record', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const customer = await createdCustomer(ctx, doorbell);
+    const key = customer.asyncCustomerAccount!;
+    // The run inserts the row and dies before it records the coupling; a CRM user deletes the row.
+    const records = ctx.store.syncRecords;
+    const save = records.save.bind(records);
+    records.save = () => Promise.reject(new Error('the process died'));
+    await sync(ctx).catch(() => undefined);
+    records.save = save;
+    const id = rowIdFor(key);
+    await crmUser.deleteRecord({ collection: 'contacts', key: id });
+    // The run that sees the deletion fails on that customer once (storage), records the failure and completes.
+    const customers = ctx.store.customers;
+    const getRecord = customers.getRecord.bind(customers);
+    let failOnce = true;
+    customers.getRecord = (k) => {
+      if (k === key && failOnce) {
+        failOnce = false;
+        return Promise.reject(new Error('storage unavailable'));
+      }
+      return getRecord(k);
+    };
+    await sync(ctx);
+    customers.getRecord = getRecord;
+
+    await sync(ctx);
+    expect(dv.row('contacts', id)).toBeUndefined();
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInCrm', crmId: id, hqExists: true, crmExists: false }),
+    ]);
+  });
+
+  it('reports the deletion in HQ of a customer created from a CRM row whose import stopped before it was recorded', async () => {
+    const { ctx, doorbell, crmUser, dv } = await setup();
+    await sync(ctx);
+    const id = (await crmUser.create({
+      collection: 'contacts',
+      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
+    })) as string;
+    // The run submits the HQ create and links the row, and stops before it records the coupling.
+    const state = ctx.store.crmSyncState;
+    const wait = state.await.bind(state);
+    state.await = () => Promise.reject(new Error('storage unavailable'));
+    await sync(ctx);
+    state.await = wait;
+    await sync(ctx); // reads the row again, while HQ has not applied the create
+    const key = (await ctx.store.syncRecords.customerKeyOfRow('contacts', id))!;
+    await submitDelete(ctx, { account: key }); // HQ creates the customer, then deletes it
+    await drain(ctx, doorbell);
+    await sync(ctx);
+    await sync(ctx);
+
+    expect(dv.row('contacts', id)).toBeDefined();
+    expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'DeletedInHq', crmId: id.toLowerCase(), hqExists: false, crmExists: true }),
+    ]);
+  });
+
   it('waits out a throttling CRM (429 + Retry-After) and still inserts every customer once', async () => {
     const { ctx, doorbell, dv } = await setup();
     await sync(ctx);

@@ -131,6 +131,8 @@ interface Harness {
   failures: Map<string, number>;
   /** The calls of each run that got through. */
   completeRuns: number[];
+  /** Each run: when it started (the clock the sync log shows), and how it ended. */
+  runs: string[];
   /** Milliseconds spent, by phase. */
   time: Record<'actions' | 'drains' | 'faultyRuns' | 'cleanRuns' | 'checks', number>;
   serial: number;
@@ -181,6 +183,7 @@ async function setup(seed: number): Promise<Harness> {
     deaths: [],
     failures: new Map(),
     completeRuns: [],
+    runs: [],
     time: { actions: 0, drains: 0, faultyRuns: 0, cleanRuns: 0, checks: 0 },
     serial: 0,
   };
@@ -326,6 +329,8 @@ async function syncRun(h: Harness, faulty: boolean): Promise<{ run?: JobRun; err
     armCrmFaults(h);
   }
   h.advance(1100); // the feed holds back entries younger than a second
+  const at = h.ctx.clock().toISOString().slice(11, 19);
+  const deathsBefore = h.deaths.length;
   let outcome: { run?: JobRun; error?: unknown };
   try {
     outcome = { run: await runJob(processContext(h, proc), 'crm-sync') };
@@ -348,6 +353,12 @@ async function syncRun(h: Harness, faulty: boolean): Promise<{ run?: JobRun; err
     // The next process starts once a lease the dead one may still hold has expired.
     h.advance(BUDGET_MS + 60_001);
   }
+  const how = proc.dead
+    ? `died ${h.deaths.slice(deathsBefore).join(', ')}`
+    : outcome.error
+      ? `failed: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}`
+      : (outcome.run?.message ?? '');
+  h.runs.push(`${at} ${faulty ? 'faulty' : 'clean'} ${how}`);
   h.time[faulty ? 'faultyRuns' : 'cleanRuns'] += Date.now() - start;
   return { ...outcome, died: proc.dead };
 }
@@ -583,12 +594,18 @@ async function violations(h: Harness) {
     if (!customer.customer && !customer.deleted) problems.push(`${owner.name}: HQ create ${key} never applied`);
   }
 
+  /** Customers whose sync record and log go with the failure. */
+  const troubled = new Set<string | undefined>();
+
   // No CRM row twice: every row is one entity's, and no two rows share an email.
   const ids = new Set(h.entities.map((e) => e.crmId));
   const emails = new Map<string, string>();
   for (const row of rows) {
     const id = String(row.contactid);
-    if (!ids.has(id)) problems.push(`CRM row ${id} (${String(row.emailaddress1)}) is no entity's: a duplicate?`);
+    if (!ids.has(id)) {
+      problems.push(`CRM row ${id} (${String(row.emailaddress1)}) is no entity's: a duplicate?`);
+      troubled.add(await h.ctx.store.syncRecords.customerKeyOfRow('contacts', id));
+    }
     const email = typeof row.emailaddress1 === 'string' ? row.emailaddress1.toLowerCase() : undefined;
     if (email && emails.has(email)) problems.push(`CRM rows ${emails.get(email)} and ${id} share ${email}`);
     if (email) emails.set(email, id);
@@ -619,8 +636,10 @@ async function violations(h: Harness) {
     const id = String(row.contactid);
     const key = coupledRows.get(id);
     const owner = h.entities.find((e) => e.crmId === id);
-    if (!key && !reported(owner?.hqKey))
+    if (!key && !reported(owner?.hqKey)) {
       problems.push(`CRM row ${id} (${owner?.name}) is coupled with nothing, unreported`);
+      troubled.add(await h.ctx.store.syncRecords.customerKeyOfRow('contacts', id));
+    }
   }
   for (const c of customers.values()) {
     if (alive(c) && !isCoupled(records.get(c.customerKey)) && !reported(c.customerKey)) {
@@ -688,10 +707,12 @@ async function violations(h: Harness) {
     if (lost.length > 0) flag(`${at()}: edit lost without a conflict: ${lost.join(', ')}`);
     else agreeing++;
   }
-  // What the sync knew of each entity in trouble: its record and its log, oldest first.
+  // What the sync knew of each customer in trouble: its record, its operations and its log, oldest first.
+  for (const e of flagged) troubled.add(e.hqKey);
   const details: string[] = [];
-  for (const e of flagged) {
-    const r = e.hqKey ? records.get(e.hqKey) : undefined;
+  for (const key of troubled) {
+    if (!key) continue;
+    const r = records.get(key);
     const state = r && {
       crmId: r.crmId,
       crmVersion: r.crmVersion,
@@ -701,9 +722,14 @@ async function violations(h: Harness) {
       skipped: r.skipped,
       decoupled: r.decoupled,
     };
-    const log = e.hqKey ? (await h.ctx.store.syncLog.page(e.hqKey, 50)).items.reverse() : [];
-    const lines = log.map((l) => `${l.direction} ${l.result}: ${l.detail}`);
-    details.push(`${e.name}: record ${JSON.stringify(state)}; log: ${lines.join(' | ')}`);
+    const ops: string[] = [];
+    for (let seq = 1; seq < (customers.get(key)?.nextSeq ?? 1); seq++) {
+      const op = await h.ctx.store.customers.getOperationHead(key, seq);
+      ops.push(`${seq} ${op?.channel} ${op?.type} ${op?.status} ${JSON.stringify(op?.changes ?? {})}`);
+    }
+    const log = (await h.ctx.store.syncLog.page(key, 50)).items.reverse();
+    const lines = log.map((l) => `${l.run?.slice(11, 19)} ${l.direction} ${l.result}: ${l.detail}`);
+    details.push(`${key}: record ${JSON.stringify(state)}; operations: ${ops.join('; ')}; log: ${lines.join(' | ')}`);
   }
   const errorKinds: Record<string, number> = {};
   for (const r of records.values()) {
@@ -790,7 +816,7 @@ describe('crm-sync under faults: random changes on both sides, a failing CRM, a 
         );
       }
       expect(injected).toBeGreaterThan(0);
-      expect(found.problems, found.details.join('\n')).toEqual([]);
+      expect(found.problems, [...found.details, `runs: ${h.runs.join(' | ')}`].join('\n')).toEqual([]);
       // No echo: the third run writes nothing to either side.
       expect(crmWrites(h.dv)).toBe(writesBefore);
       expect(operationCount(await allCustomers(h))).toBe(operationsBefore);
