@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   ACTIONS_FOR,
   isCoupled,
+  isSettling,
   type SyncErrorKind,
   type SyncLogDirection,
   type SyncLogEntry,
@@ -71,7 +72,7 @@ export async function setCoupling(
     if (stored.value.crmId === crmId && stored.value.crmTable === target.crmTable) return couplingOf(stored.value);
     throw new DomainError('ALREADY_COUPLED', `Customer '${account}' is coupled with CRM row ${stored.value.crmId}.`);
   }
-  const run = new SyncRun(ctx, settings, 'coupling');
+  const run = new SyncRun(ctx, settings, { by });
   const row = await run.crm.get(target.crmTable, crmId);
   if (!row) throw notFound(`CRM ${target.crmTable} row`, crmId);
   const ownerKey = await ctx.store.syncRecords.customerKeyOfRow(target.crmTable, crmId);
@@ -92,18 +93,32 @@ export async function setCoupling(
 /**
  * Remove coupling: the pair is no longer synchronized, its error (if any) is closed, and automatic matching
  * leaves the two alone (the record stays, `decoupled`); a coupling set up by hand or a match run can couple them
- * again.
+ * again. A customer with an error but no coupling yet (several rows matched it, or its row was never recorded)
+ * is taken out of automatic matching and inserting the same way.
  */
 export async function removeCoupling(ctx: SyncContext, account: string, by?: string): Promise<void> {
-  const stored = await coupledRecord(ctx, account);
+  const { value: customer } = await findCustomer(ctx.store, account);
+  const stored = await ctx.store.syncRecords.get(customer.customerKey);
+  const record = stored?.value;
+  if (!stored || !record || record.decoupled || (!isCoupled(record) && !record.error)) {
+    throw new DomainError('NOT_FOUND', `Customer '${account}' is not coupled.`);
+  }
+  if (isSettling(record, ctx.clock())) {
+    throw new DomainError(
+      'INVALID_STATE',
+      `${record.action!.by ?? 'Another operator'} is settling this record's error right now.`,
+    );
+  }
   const at = ctx.clock().toISOString();
-  await saveRecord(ctx, { ...withSuccess(stored.value, at), decoupled: true }, stored);
-  await appendLog(ctx, stored.value.customerKey, {
+  await saveRecord(ctx, { ...withSuccess(record, at), decoupled: true }, stored);
+  await appendLog(ctx, record.customerKey, {
     at,
     ...(by ? { by } : {}),
     direction: 'ToCrm',
     result: 'Uncoupled',
-    detail: `Coupling with CRM ${stored.value.crmTable} row ${stored.value.crmId} removed.`,
+    detail: isCoupled(record)
+      ? `Coupling with CRM ${record.crmTable} row ${record.crmId} removed.`
+      : `Left out of automatic matching and inserting (it had a ${record.error!.kind} error).`,
   });
 }
 

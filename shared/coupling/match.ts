@@ -17,7 +17,7 @@ export interface MatchRequest {
  * (automatic matching never does). It reads every customer record: an operator's bulk action, not a scheduled one.
  */
 export async function crmMatch(ctx: SyncContext, request: MatchRequest) {
-  const run = new SyncRun(ctx, couplingSettings(ctx), 'crm-match');
+  const run = new SyncRun(ctx, couplingSettings(ctx), { job: 'crm-match' });
   const counts = { coupled: 0, created: 0, noMatch: 0, multipleMatches: 0, alreadyCoupled: 0 };
   const customers = [];
   for await (const record of ctx.store.customers.records()) if (isAlive(record)) customers.push(record);

@@ -63,8 +63,9 @@ export function withError(
 ): SyncRecord {
   const next: SyncError = { ...error, failedOn: at };
   const repeats = !transient && sameError(record.error, next) ? record.repeats + 1 : 1;
+  const { action: _settledEarlier, ...rest } = record; // a new error: the last action no longer answers for it
   return {
-    ...record,
+    ...rest,
     error: next,
     repeats,
     skipped: !transient && repeats >= 2,
@@ -73,10 +74,14 @@ export function withError(
   };
 }
 
-/** The record after a successful synchronization: no error, nothing skipped. */
+/**
+ * The record after a successful synchronization: no error, nothing skipped. An operator action that settled it
+ * stays (it answers a repeated request); a claim left by an action that died halfway goes.
+ */
 export function withSuccess(record: SyncRecord, at: string): SyncRecord {
   const next = { ...record, repeats: 0, skipped: false, lastSyncedAt: at, lastSyncResult: 'Success' as const };
   delete next.error;
+  if (next.action && !next.action.done) delete next.action;
   return next;
 }
 

@@ -1,8 +1,13 @@
 import { applyChanges, type AttributeChange, unflatten } from '../domain/changes';
 import {
   agreed,
+  type ConflictPolicy,
   decide,
+  type Decision,
+  type DeletionPolicy,
   isCoupled,
+  isSettling,
+  type SyncActionTaken,
   type SyncLogDirection,
   type SyncLogEntry,
   type SyncRecord,
@@ -67,15 +72,35 @@ export class SyncRun {
   incomplete = false;
   private readonly deadline: number;
 
+  /** The job whose run this is, or (for an operator's action or coupling by hand) who acts. */
+  readonly job?: string;
+  readonly by?: string;
+  /** The operator action this run carries out: what settles the record records it as done. */
+  action?: SyncActionTaken;
+
   constructor(
     readonly ctx: SyncContext,
     readonly settings: CouplingSettings,
-    readonly job: string,
+    source: { job: string } | { by?: string },
   ) {
     const now = ctx.clock();
     this.at = now.toISOString();
     this.deadline = now.getTime() + settings.budgetMs;
     this.crm = settings.crm(this.deadline);
+    if ('job' in source) this.job = source.job;
+    else this.by = source.by;
+  }
+
+  /** Who the HQ operations this run submits come from, in the audit trail's history. */
+  get actor(): string {
+    return this.by ?? this.job ?? 'operator';
+  }
+
+  /** The record synchronized; with the operator action this run carries out recorded as done. */
+  succeeded(record: SyncRecord, operationId?: string): SyncRecord {
+    const next = withSuccess(record, this.at);
+    if (this.action) next.action = { ...this.action, done: true, ...(operationId ? { operationId } : {}) };
+    return next;
   }
 
   get spent() {
@@ -89,8 +114,8 @@ export class SyncRun {
   log(direction: SyncLogDirection, result: SyncResult, detail: string, fields?: AttributeChange[]): SyncLogEntry {
     return {
       at: this.ctx.clock().toISOString(),
-      job: this.job,
-      run: this.at,
+      ...(this.job ? { job: this.job, run: this.at } : {}),
+      ...(this.by ? { by: this.by } : {}),
       direction,
       result,
       detail,
@@ -233,7 +258,11 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
  * started, and the error is thrown once the items in flight are done (like SyncRun.each): nothing of a failed run
  * goes on after it has ended.
  */
-async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let failure: { error: unknown } | undefined;
@@ -322,7 +351,8 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   const stored = await ctx.store.syncRecords.get(customerKey);
   const record = stored?.value;
   if (record?.skipped) return run.count(change.direction, 'skipped');
-  if (record?.decoupled || record?.awaiting) return;
+  // An operator is settling the record's error right now: the action synchronizes it.
+  if (record?.decoupled || record?.awaiting || isSettling(record, ctx.clock())) return;
   // Decided before HQ is read: a run that follows a large one sees each of its writes come back once.
   if (isCoupled(record) && isEcho(record, change)) return;
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
@@ -408,10 +438,10 @@ async function coupleUnrecorded(
     hq.customerKey,
     run.log(direction, 'Coupled', `${detail} CRM ${target.table} row ${target.id}.`),
   );
-  if (hq.customer || hq.deleted) await settleDeletion(run, { value: record, etag }, hq, row, { direction });
+  if (hq.customer || hq.deleted) await settleDeletion(run, { value: record, etag }, hq, row, direction);
 }
 
-type Coupled = SyncRecord & { crmId: string };
+export type Coupled = SyncRecord & { crmId: string };
 
 /** Our own write coming back through change tracking: nothing to do (no echo). */
 const isEcho = (record: Coupled, change: Change) =>
@@ -420,7 +450,7 @@ const isEcho = (record: Coupled, change: Change) =>
   !change.recheck &&
   change.direction === 'FromCrm';
 
-async function syncPair(
+export async function syncPair(
   run: SyncRun,
   stored: Versioned<SyncRecord>,
   hq: CustomerRecord | undefined,
@@ -440,22 +470,14 @@ async function syncPair(
     crmGone = !row;
   }
 
-  if (!isAlive(hq) || crmGone) return settleDeletion(run, stored, hq, row, change);
+  if (!isAlive(hq) || crmGone) {
+    await settleDeletion(run, stored, hq, row, change.direction);
+    return;
+  }
 
-  const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
   // Not read: the row is as it was at the last synchronization (a write below is conditional on that).
   const crmValues = row ? crmSnapshot(mapping, row.columns) : record.base;
-  let decision = decide(mapping, record.base, hqValues, crmValues, settings.conflictPolicy);
-  if (decision.kind === 'write' && decision.toHq.length > 0) {
-    // A change from the CRM is applied after the operations HQ has accepted but not applied yet: decided against
-    // HQ as those will leave it too, it never silently overwrites a newer HQ edit still on its way.
-    const ahead = await hqAhead(ctx, hq);
-    if (ahead) {
-      const aheadValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: ahead });
-      const later = decide(mapping, record.base, aheadValues, crmValues, settings.conflictPolicy);
-      if (later.kind === 'conflict') decision = later;
-    }
-  }
+  const decision = await decidePair(run, record, hq, crmValues, settings.conflictPolicy);
   if (decision.kind === 'conflict') {
     const message = `Modified in both apps: ${decision.differences.map((d) => d.field).join(', ')} differ.`;
     const next = withError(
@@ -468,22 +490,68 @@ async function syncPair(
     await appendLog(ctx, record.customerKey, run.log('ToCrm', 'Conflict', message));
     return;
   }
+  try {
+    await applyDecision(run, stored, hq, row, decision, change.direction);
+  } catch (error) {
+    // The row changed since it was read (or since the last run): synchronize again knowing its new values.
+    if (isWriteConflict(error) && !change.recheck) {
+      return syncPair(run, stored, hq, { ...change, crmRow: undefined, recheck: true });
+    }
+    throw error;
+  }
+}
 
+/**
+ * What synchronizing the pair calls for (see `decide`). A change from the CRM is applied after the operations
+ * HQ has accepted but not applied yet, so it is decided against HQ as those will leave it too: it never silently
+ * overwrites a newer HQ edit still on its way.
+ */
+export async function decidePair(
+  run: SyncRun,
+  record: Coupled,
+  hq: CustomerRecord & { customer: Customer },
+  crmValues: Snapshot,
+  policy: ConflictPolicy,
+): Promise<Decision> {
+  const mapping = MAPPINGS[record.crmTable];
+  const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
+  const decision = decide(mapping, record.base, hqValues, crmValues, policy);
+  if (decision.kind === 'write' && decision.toHq.length > 0) {
+    const ahead = await hqAhead(run.ctx, hq);
+    if (ahead) {
+      const aheadValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: ahead });
+      const later = decide(mapping, record.base, aheadValues, crmValues, policy);
+      if (later.kind === 'conflict') return later;
+    }
+  }
+  return decision;
+}
+
+/**
+ * Writes what a decision calls for: to the CRM row (conditional on the version read, so a row changed meanwhile
+ * is a WriteConflict and nothing is overwritten) and to HQ as an operation from the channel `crm`; then the
+ * record, with the values both sides now agree on. The HQ operation, if any, is returned.
+ */
+export async function applyDecision(
+  run: SyncRun,
+  stored: Versioned<SyncRecord>,
+  hq: CustomerRecord & { customer: Customer },
+  row: CrmRow | undefined,
+  decision: Extract<Decision, { kind: 'write' }>,
+  direction: SyncLogDirection,
+  /** The HQ customer record's ETag as read: an HQ operation is then submitted only if it is still current. */
+  hqEtag?: string,
+): Promise<string | undefined> {
+  const { ctx } = run;
+  const record = stored.value as Coupled;
+  const mapping = MAPPINGS[record.crmTable];
   const logs = [];
   let version = row?.version ?? record.crmVersion!;
   if (decision.toCrm.length > 0) {
     const values = Object.fromEntries(decision.toCrm.map((c) => [c.name, c.newValue]));
-    try {
-      version = (await run.crm.update(record.crmTable, record.crmId, version, toColumns(mapping, values))).version;
-    } catch (error) {
-      // The row changed since it was read (or since the last run): synchronize again knowing its new values.
-      if (isWriteConflict(error) && !change.recheck) {
-        return syncPair(run, stored, hq, { ...change, crmRow: undefined, recheck: true });
-      }
-      throw error;
-    }
+    version = (await run.crm.update(record.crmTable, record.crmId, version, toColumns(mapping, values))).version;
     const detail = decision.resolved
-      ? `Written to the CRM (conflict policy ${decision.resolved}).`
+      ? `Written to the CRM (${resolvedBy(run, decision.resolved)}).`
       : 'Written to the CRM.';
     logs.push(run.log('ToCrm', 'Modified', detail, decision.toCrm));
     run.count('ToCrm', 'modified');
@@ -491,14 +559,14 @@ async function syncPair(
   let awaiting: string | undefined;
   if (decision.toHq.length > 0) {
     const changes = Object.fromEntries(decision.toHq.map((c) => [c.name, c.newValue]));
-    awaiting = await submitFromCrm(run, hq, record.crmId, version, changes);
-    const detail = `Submitted to HQ as operation ${awaiting}${decision.resolved ? ` (conflict policy ${decision.resolved})` : ''}.`;
+    awaiting = await submitFromCrm(run, hq, record.crmId, version, changes, hqEtag);
+    const detail = `Submitted to HQ as operation ${awaiting}${decision.resolved ? ` (${resolvedBy(run, decision.resolved)})` : ''}.`;
     logs.push(run.log('FromCrm', 'Modified', detail, decision.toHq));
     run.count('FromCrm', 'modified');
   }
-  if (logs.length === 0) run.count(change.direction, 'unchanged');
+  if (logs.length === 0) run.count(direction, 'unchanged');
   const next: SyncRecord = {
-    ...withSuccess(record, run.at),
+    ...run.succeeded(record, awaiting),
     base: decision.base,
     crmVersion: version,
     hqVersion: hq.version,
@@ -508,7 +576,12 @@ async function syncPair(
   if (awaiting) await ctx.store.crmSyncState.await(record.customerKey);
   await saveRecord(ctx, next, stored);
   await appendLog(ctx, record.customerKey, ...logs);
+  return awaiting;
 }
+
+/** Who picked the winning version: an operator's Synchronize, or the conflict policy. */
+const resolvedBy = (run: SyncRun, policy: ConflictPolicy) =>
+  run.action ? `Synchronize, using the ${policy === 'SendToCrm' ? 'HQ' : 'CRM'} version` : `conflict policy ${policy}`;
 
 /**
  * The HQ customer as it will be once the edits HQ has accepted but not applied yet are applied, if there are any.
@@ -536,32 +609,40 @@ async function submitFromCrm(
   crmId: string,
   version: string,
   changes: Snapshot,
+  ifMatch?: string,
 ): Promise<string> {
   const accepted = await submitEdit(run.ctx, {
     channel: CRM_CHANNEL,
     account: hq.customerKey,
+    ...(ifMatch ? { ifMatch } : {}),
     patch: unflatten(changes) as Parameters<typeof submitEdit>[1]['patch'],
-    by: run.job,
+    by: run.actor,
     idempotency: { key: `${crmId}@${version}`, requestHash: hash(changes) },
   });
   return accepted.operationId;
 }
 
-/** One side deleted (DESIGN.md §8): an error, unless the deletion policy decides. */
-async function settleDeletion(
+/**
+ * One side deleted (DESIGN.md §8): an error, unless the deletion policy (or an operator's Restore or Delete,
+ * passed as `policy`) decides. The HQ operation it submits, if any, is returned.
+ */
+export async function settleDeletion(
   run: SyncRun,
   stored: Versioned<SyncRecord>,
   hq: CustomerRecord | undefined,
   row: CrmRow | undefined,
-  change: Change,
-): Promise<void> {
+  changed: SyncLogDirection,
+  policy: DeletionPolicy = run.settings.deletionPolicy,
+): Promise<string | undefined> {
   const { ctx, settings } = run;
   const record = stored.value as Coupled;
   const hqExists = isAlive(hq);
   const crmExists = row !== undefined;
   const direction: SyncLogDirection = hqExists ? 'FromCrm' : 'ToCrm';
+  // An operator's action says so; a policy is named as the reason.
+  const why = (action: string) => (run.action ? `${action} by ${run.actor}` : `deletion policy ${policy}`);
   if (!hqExists && !crmExists) {
-    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    await saveRecord(ctx, { ...run.succeeded(record), decoupled: true }, stored);
     run.count(direction, 'deleted');
     await appendLog(
       ctx,
@@ -571,33 +652,40 @@ async function settleDeletion(
     return;
   }
   const where = hqExists ? 'the CRM' : 'HQ';
-  const policy = settings.deletionPolicy;
   if (policy === 'RemoveCoupling') {
-    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    await saveRecord(ctx, { ...run.succeeded(record), decoupled: true }, stored);
     run.count(direction, 'deleted');
     const detail = `Deleted in ${where}; coupling removed (deletion policy RemoveCoupling).`;
     await appendLog(ctx, record.customerKey, run.log(direction, 'Uncoupled', detail));
     return;
   }
   if (policy === 'Restore' && hqExists) {
+    // Recreated under the customer's deterministic id (found, not duplicated, if a crash repeats this), which
+    // the reverse index names before the row exists.
     const mapping = MAPPINGS[record.crmTable];
     const values = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
-    const { row: created } = await createRow(run, record.crmTable, record.crmId, toColumns(mapping, values));
-    await saveRecord(ctx, { ...withSuccess(record, run.at), base: values, crmVersion: created.version }, stored);
+    const id = rowIdFor(record.customerKey);
+    await ctx.store.syncRecords.linkRow(record.crmTable, id, record.customerKey);
+    const { row: created } = await createRow(run, record.crmTable, id, toColumns(mapping, values));
+    const next = {
+      ...run.succeeded(record),
+      crmId: id,
+      base: values,
+      crmVersion: created.version,
+      hqVersion: hq.version,
+    };
+    await saveRecord(ctx, next, stored);
     run.count('ToCrm', 'inserted');
-    const detail = 'Deleted in the CRM; restored from HQ (deletion policy Restore).';
+    const detail = `Deleted in the CRM; restored from HQ as CRM ${record.crmTable} row ${id} (${why('Restore')}).`;
     await appendLog(ctx, record.customerKey, run.log('ToCrm', 'Inserted', detail));
     return;
   }
   if (policy === 'Delete' && !hqExists && row) {
     await run.crm.remove(record.crmTable, record.crmId, row.version);
-    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    await saveRecord(ctx, { ...run.succeeded(record), decoupled: true }, stored);
     run.count('ToCrm', 'deleted');
-    await appendLog(
-      ctx,
-      record.customerKey,
-      run.log('ToCrm', 'Deleted', 'Deleted in HQ; deleted in the CRM (deletion policy Delete).'),
-    );
+    const detail = `Deleted in HQ; deleted in the CRM (${why('Delete')}).`;
+    await appendLog(ctx, record.customerKey, run.log('ToCrm', 'Deleted', detail));
     return;
   }
   if (policy === 'Restore' && !hqExists && row) {
@@ -612,39 +700,39 @@ async function settleDeletion(
       account: record.customerKey,
       customer: restored,
       channel: CRM_CHANNEL,
-      by: run.job,
+      by: run.actor,
       idempotency: { key: `${record.crmId}@${row.version}:restore`, requestHash: hash(restored) },
     });
     await ctx.store.crmSyncState.await(record.customerKey);
     const next = {
-      ...withSuccess(record, run.at),
+      ...run.succeeded(record, accepted.operationId),
       base: values,
       crmVersion: row.version,
       awaiting: accepted.operationId,
     };
     await saveRecord(ctx, next, stored);
     run.count('FromCrm', 'inserted');
-    const detail = `Deleted in HQ; restored from the CRM as operation ${accepted.operationId} (deletion policy Restore).`;
+    const detail = `Deleted in HQ; restored from the CRM as operation ${accepted.operationId} (${why('Restore')}).`;
     await appendLog(ctx, record.customerKey, run.log('FromCrm', 'Inserted', detail));
-    return;
+    return accepted.operationId;
   }
   if (policy === 'Delete' && hqExists) {
     const accepted = await submitDelete(ctx, {
       account: record.customerKey,
       channel: CRM_CHANNEL,
-      by: run.job,
+      by: run.actor,
       idempotency: { key: `${record.crmId}@${record.crmVersion}:deleted`, requestHash: hash(record.crmId) },
     });
-    await saveRecord(ctx, { ...withSuccess(record, run.at), decoupled: true }, stored);
+    await saveRecord(ctx, { ...run.succeeded(record, accepted.operationId), decoupled: true }, stored);
     run.count('FromCrm', 'deleted');
-    const detail = `Deleted in the CRM; deleted in HQ as operation ${accepted.operationId} (deletion policy Delete).`;
+    const detail = `Deleted in the CRM; deleted in HQ as operation ${accepted.operationId} (${why('Delete')}).`;
     await appendLog(ctx, record.customerKey, run.log('FromCrm', 'Deleted', detail));
-    return;
+    return accepted.operationId;
   }
   const kind = hqExists ? 'DeletedInCrm' : 'DeletedInHq';
   const message = `The ${hqExists ? 'CRM row' : 'HQ customer'} was deleted; the ${hqExists ? 'HQ customer' : 'CRM row'} still exists.`;
   await saveRecord(ctx, withError(record, { kind, message, hqExists, crmExists }, run.at), stored);
-  run.count(change.direction === 'ToCrm' && !hqExists ? 'ToCrm' : direction, 'failed');
+  run.count(changed === 'ToCrm' && !hqExists ? 'ToCrm' : direction, 'failed');
   await appendLog(ctx, record.customerKey, run.log(direction, 'Failed', message));
 }
 
@@ -723,7 +811,7 @@ export async function matchOrInsert(
     return 'coupled';
   }
   const next: SyncRecord = {
-    ...withSuccess(record, run.at),
+    ...run.succeeded(record),
     crmId: row.id,
     coupledAt: run.at,
     base: { ...values, ...crmSnapshot(mapping, row.columns) },
@@ -761,7 +849,7 @@ export async function couple(
   await ctx.store.syncRecords.linkRow(record.crmTable, row.id, record.customerKey);
   const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
   const coupled: SyncRecord = {
-    ...withSuccess(record, run.at),
+    ...run.succeeded(record),
     crmId: row.id,
     coupledAt: run.at,
     base: agreed(hqValues, crmSnapshot(mapping, row.columns)),
@@ -865,7 +953,7 @@ async function importOnce(run: SyncRun, table: CrmTable, row: CrmRow): Promise<v
   const accepted = await submitCreate(ctx, {
     channel: CRM_CHANNEL,
     customer: unflatten(customer) as Customer,
-    by: run.job,
+    by: run.actor,
     idempotency: { key: row.id, requestHash: hash(row.id) },
   });
   const customerKey = accepted.asyncCustomerAccount!;
@@ -889,7 +977,7 @@ async function importOnce(run: SyncRun, table: CrmTable, row: CrmRow): Promise<v
     repeats: 0,
     skipped: false,
   };
-  await saveRecord(ctx, withSuccess(record, run.at), stored);
+  await saveRecord(ctx, run.succeeded(record), stored);
   run.count('FromCrm', 'inserted');
   const fields = Object.entries(customer).map(([name, newValue]) => ({ name, oldValue: null, newValue }));
 

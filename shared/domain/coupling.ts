@@ -35,6 +35,35 @@ export interface SyncError {
   crmId?: string;
 }
 
+/** The version *Synchronize* keeps: HQ's, written to the CRM, or the CRM's, submitted to HQ. */
+export type SyncSide = 'hq' | 'crm';
+
+/** A repair action an operator asks for on one record (API.md *Coupled data synchronization errors*). */
+export type ActionRequest = { action: 'Retry' | 'Restore' | 'Delete' } | { action: 'Synchronize'; use: SyncSide };
+
+/**
+ * The operator action that is settling the record's error (`done` false: it claimed the record before touching
+ * either app) or settled the last one (`done`). A claim keeps a second action and the sync job off the record
+ * while it works; a done action answers a repeat of the same request as the first time (idempotent).
+ */
+export interface SyncActionTaken {
+  action: ActionRequest['action'];
+  use?: SyncSide;
+  by?: string;
+  at: string;
+  done: boolean;
+  operationId?: string;
+}
+
+/** How long a claim holds: an action that died halfway leaves the record to others after this. */
+export const ACTION_CLAIM_MS = 120_000;
+
+export const isSettling = (record: Pick<SyncRecord, 'action'> | undefined, now: Date) =>
+  Boolean(record?.action && !record.action.done && Date.parse(record.action.at) + ACTION_CLAIM_MS > now.getTime());
+
+export const sameRequest = (taken: SyncActionTaken, request: ActionRequest) =>
+  taken.action === request.action && taken.use === ('use' in request ? request.use : undefined);
+
 export type SyncLogDirection = 'ToCrm' | 'FromCrm';
 export type SyncResult =
   'Inserted' | 'Modified' | 'Deleted' | 'Unchanged' | 'Coupled' | 'Uncoupled' | 'Conflict' | 'Failed';
@@ -78,6 +107,8 @@ export interface SyncRecord {
   /** An HQ operation submitted from a CRM change and not yet applied: the record waits for it. */
   awaiting?: string;
   error?: SyncError;
+  /** The operator action settling or last settled the error. */
+  action?: SyncActionTaken;
   /** How many runs in a row found the same error; two make the record `skipped`. */
   repeats: number;
   skipped: boolean;

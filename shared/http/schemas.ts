@@ -61,6 +61,14 @@ export const syncErrorsQuerySchema = z.strictObject({
 
 export const syncLogQuerySchema = z.strictObject({ top, continuationToken });
 
+export const synchronizeBodySchema = z.strictObject({
+  use: z.enum(['hq', 'crm']).describe('hq: HQ’s values are written to the CRM row; crm: the CRM’s are submitted to HQ'),
+});
+
+export const retryAllBodySchema = z.strictObject({
+  kind: z.enum(SYNC_ERROR_KINDS).optional().describe('Only errors of this kind; all kinds if left out'),
+});
+
 export const couplingBodySchema = z.strictObject({
   crmTable: z.enum(CRM_TABLES),
   crmId: z.uuid().describe('The Dataverse row id'),

@@ -188,3 +188,9 @@ export const syncErrorsSchema = z.object({
   ),
   continuationToken: z.string().optional(),
 });
+
+export const actionAnswerSchema = z.object({
+  operationId: z.string().optional().describe('The HQ operation the action submitted, when there is one'),
+});
+
+export const retryAllAnswerSchema = z.object({ accepted: z.number().int() });

@@ -30,7 +30,7 @@ const JOBS: Record<JobName, Job> = {
 const isJob = (name: string): name is JobName => (JOB_NAMES as readonly string[]).includes(name);
 
 async function crmSyncJob(ctx: SyncContext): Promise<Outcome> {
-  const run = new SyncRun(ctx, couplingSettings(ctx), 'crm-sync');
+  const run = new SyncRun(ctx, couplingSettings(ctx), { job: 'crm-sync' });
   const { message } = await crmSync(run);
   return { counts: run.totals(), directions: run.directions, message };
 }

@@ -8,7 +8,7 @@ import { DomainError } from '../domain/errors';
 import { accepted } from '../domain/lifecycle';
 import { type CustomerRecord, HQ_CHANNEL, operationIdOf, type OperationType } from '../domain/operation';
 import type { EditKey } from '../domain/ports';
-import { isWriteConflict, type Versioned } from '../domain/versioned';
+import { isWriteConflict, type Versioned, WriteConflict } from '../domain/versioned';
 import { customerDeleted, findCustomer } from './accounts';
 import type { SyncContext } from './context';
 
@@ -96,6 +96,11 @@ export interface SubmitEdit {
   patch: CustomerPatch;
   by?: string;
   idempotency?: Idempotency;
+  /**
+   * The customer record's ETag as the caller read it: the edit is accepted only if no operation was accepted or
+   * applied since (else WriteConflict, and nothing is written), for a caller whose edit was decided on that read.
+   */
+  ifMatch?: string;
 }
 
 /**
@@ -105,6 +110,7 @@ export interface SubmitEdit {
 export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<Accepted> {
   const { patch, ...rest } = input;
   const record = await findCustomer(ctx.store, input.account);
+  if (input.ifMatch && record.etag !== input.ifMatch) throw new WriteConflict('changed');
   return appendOperation(ctx, record, { ...rest, type: 'Update', changes: flatten(patch) });
 }
 
@@ -168,6 +174,7 @@ interface Append {
   changes: Changes;
   by?: string;
   idempotency?: Idempotency;
+  ifMatch?: string;
 }
 
 /**
@@ -209,6 +216,7 @@ async function appendOperation(ctx: SyncContext, record: Versioned<CustomerRecor
         await ctx.store.operationIndex.put(operation);
         break;
       }
+      if (input.ifMatch) throw error;
       const fresh = await ctx.store.customers.getRecord(customerKey);
       if (!fresh) throw error;
       record = fresh;

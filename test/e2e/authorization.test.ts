@@ -161,6 +161,12 @@ const FIXTURES: Record<string, Fixture> = {
   'couplings-match': { body: () => ({ fields: ['email'] }), ok: 202 },
   'customer-sync-log': { ok: 200 },
   'sync-errors-list': { ok: 200 },
+  // The customer has no sync error: each action on it is 404, Retry all finds nothing to retry.
+  'sync-error-retry': { ok: 404 },
+  'sync-error-synchronize': { body: () => ({ use: 'hq' }), ok: 404 },
+  'sync-error-restore': { ok: 404 },
+  'sync-error-delete': { ok: 404 },
+  'sync-errors-retry': { body: () => ({}), ok: 202 },
 };
 
 /** Path parameters by name, for the data set up above. */

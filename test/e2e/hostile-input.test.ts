@@ -5,7 +5,14 @@ import type { z } from 'zod';
 
 import { customerPatchSchema, customerSchema } from '../../shared/domain/customer';
 import { LONE_SURROGATE } from '../../shared/http/request';
-import { bulkResyncSchema, operationEditSchema } from '../../shared/http/schemas';
+import {
+  bulkResyncSchema,
+  couplingBodySchema,
+  matchBodySchema,
+  operationEditSchema,
+  retryAllBodySchema,
+  synchronizeBodySchema,
+} from '../../shared/http/schemas';
 import { person } from '../support';
 import { eventually, type Stack, startStack } from './stack';
 
@@ -380,6 +387,30 @@ describe('hostile input: never a 5xx, always problem+json, never a write', { tim
             body,
             headers: { 'Content-Type': 'application/json' },
           })),
+      ),
+    );
+  });
+
+  it('coupling and sync-error actions: hostile accounts and bodies', async () => {
+    const actions = ['retry', 'synchronize', 'restore', 'delete'];
+    await refusedAndNothingWritten(
+      fc.oneof(
+        fc.tuple(segment, fc.constantFrom(...actions)).map(([account, action]): Sent => ({
+          method: 'POST',
+          path: `/sync-errors/${account || '%20'}/${action}`,
+          token: operator(),
+          body: JSON.stringify({ use: 'hq' }),
+          headers: { 'Content-Type': 'application/json' },
+        })),
+        segment.map((account): Sent => ({
+          method: 'DELETE',
+          path: `/couplings/${account || '%20'}`,
+          token: operator(),
+        })),
+        withBody('POST', () => `/sync-errors/${data.customerAccount}/synchronize`, operator, synchronizeBodySchema),
+        withBody('POST', () => '/sync-errors/retry', operator, retryAllBodySchema),
+        withBody('PUT', () => `/couplings/${data.customerAccount}`, operator, couplingBodySchema),
+        withBody('POST', () => '/couplings/match', operator, matchBodySchema),
       ),
     );
   });

@@ -172,7 +172,7 @@ describe('a run’s parallel work', () => {
   it('stops every worker before the run fails, so nothing of a failed run overlaps the next one', async () => {
     const ctx = { clock: () => new Date() } as SyncContext;
     const settings = { crm: () => ({}) as Crm, budgetMs: 60_000, parallelism: 4 } as unknown as CouplingSettings;
-    const run = new SyncRun(ctx, settings, 'test');
+    const run = new SyncRun(ctx, settings, { job: 'test' });
     const done: number[] = [];
     const items = Array.from({ length: 20 }, (_, i) => i);
     const failed = run.each(items, async (i) => {
