@@ -16,7 +16,7 @@ import type { SyncContext } from '../operations/context';
 import { resyncOperation } from '../operations/repair';
 import { appendLog, isAlive, saveRecord } from './records';
 import { couplingSettings } from './settings';
-import { applyDecision, type Coupled, decidePair, mapBounded, settleDeletion, syncPair,SyncRun } from './sync';
+import { applyDecision, type Coupled, decidePair, mapBounded, settleDeletion, syncPair, SyncRun } from './sync';
 
 export interface ActionAnswer {
   /** The HQ operation the action submitted, when there is one. */

@@ -110,7 +110,12 @@ export async function removeCoupling(ctx: SyncContext, account: string, by?: str
     );
   }
   const at = ctx.clock().toISOString();
-  await saveRecord(ctx, { ...withSuccess(record, at), decoupled: true }, stored);
+  // No longer waiting for an HQ operation from a CRM change either: if it failed, it stays with the failed
+  // operations, to be repaired (or not) on its own.
+  const next: SyncRecord = { ...withSuccess(record, at), decoupled: true };
+  delete next.awaiting;
+  await saveRecord(ctx, next, stored);
+  await ctx.store.crmSyncState.settled(record.customerKey);
   await appendLog(ctx, record.customerKey, {
     at,
     ...(by ? { by } : {}),

@@ -288,7 +288,7 @@ async function settleAwaiting(run: SyncRun, add: (key: string, change: Change) =
     const stored = await ctx.store.syncRecords.get(key);
     const record = stored?.value;
     const id = record?.awaiting && parseOperationId(record.awaiting);
-    if (!stored || !record) return ctx.store.crmSyncState.settled(key);
+    if (!stored || !record || record.decoupled) return ctx.store.crmSyncState.settled(key);
     // Released by a run that stopped before looking at it again.
     if (!id) return add(key, { direction: 'FromCrm', recheck: true, settle: true });
     const op = await ctx.store.customers.getOperationHead(id.customerKey, id.seq);

@@ -35,14 +35,15 @@ export class TableSyncErrors implements SyncErrorIndex {
       kinds.map(async (k) => {
         const entries: { rowKey: string; entry: SyncErrorEntry }[] = [];
         const filter = odata`PartitionKey eq ${k} and RowKey gt ${after}`;
+        // One more than a page: whether anything follows the page is known without another request.
         const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({
-          maxPageSize: top,
+          maxPageSize: top + 1,
         });
         for await (const page of pages) {
           for (const e of page) entries.push({ rowKey: e.rowKey!, entry: unpackJson<SyncErrorEntry>(e, 'entry')! });
-          if (entries.length >= top) break;
+          if (entries.length > top) break;
         }
-        return entries.slice(0, top);
+        return entries.slice(0, top + 1);
       }),
     );
     const merged = perKind.flat().sort((a, b) => a.rowKey.localeCompare(b.rowKey));

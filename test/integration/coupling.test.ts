@@ -1,83 +1,15 @@
 import { randomUUID } from 'node:crypto';
 
-import { DynamicsWebApi } from 'dynamics-web-api';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { type DevDataverse, startDevDataverse } from '../../local/dataverse';
 import { getCoupling, syncErrorsPage, syncLogPage } from '../../shared/coupling/couplings';
 import { rowIdFor } from '../../shared/coupling/records';
 import { Dataverse } from '../../shared/crm/dataverse';
 import { runJob } from '../../shared/jobs';
 import { findCustomer } from '../../shared/operations/accounts';
-import type { CouplingSettings, SyncContext } from '../../shared/operations/context';
-import { processCustomer } from '../../shared/operations/process';
 import { getCustomer } from '../../shared/operations/queries';
-import { submitCreate, submitDelete, submitEdit } from '../../shared/operations/submit';
-import { person, type RecordingDoorbell, testContext } from '../support';
-
-/**
- * The crm-sync job against Azurite and the development Dataverse, through the real connector. A "CRM user"
- * is the Dataverse client library used directly, as a person in Dynamics 365 Sales would change a row.
- */
-let dataverse: DevDataverse | undefined;
-afterEach(async () => {
-  await dataverse?.close();
-  dataverse = undefined;
-});
-
-async function setup(overrides: Partial<CouplingSettings> = {}) {
-  dataverse = await startDevDataverse({ port: 0 });
-  const connector = new Dataverse({
-    url: dataverse.url,
-    token: 'test',
-    concurrency: 8,
-    timeoutMs: 5000,
-    log: () => undefined,
-  });
-  const coupling: CouplingSettings = {
-    crm: (deadline) => connector.session(deadline),
-    conflictPolicy: 'None',
-    deletionPolicy: 'None',
-    defaults: { customerGroup: 'Retail', currency: 'EUR' },
-    matchFields: ['email'],
-    budgetMs: 60_000,
-    parallelism: 8,
-    ...overrides,
-  };
-  const { ctx, doorbell } = await testContext({ coupling });
-  const crmUser = new DynamicsWebApi({
-    serverUrl: dataverse.url,
-    dataApi: { version: '9.2' },
-    onTokenRefresh: async () => 'crm-user',
-    propagateErrors: true,
-  });
-  return { ctx, doorbell, crmUser, dv: dataverse };
-}
-
-/** Applies every rung doorbell, as the queue trigger would. */
-async function drain(ctx: SyncContext, doorbell: RecordingDoorbell) {
-  while (doorbell.rung.length > 0) {
-    const rung = doorbell.rung.splice(0);
-    for (const key of new Set(rung.map((d) => d.customerKey))) await processCustomer(ctx, key);
-  }
-}
-
-/** One crm-sync run; the feed holds back entries younger than a second, so wait that out first. */
-async function sync(ctx: SyncContext) {
-  await new Promise((resolve) => setTimeout(resolve, 1100));
-  return runJob(ctx, 'crm-sync');
-}
-
-const writes = (dv: DevDataverse) => {
-  const s = dv.stats();
-  return (s.byMethod.POST ?? 0) + (s.byMethod.PATCH ?? 0) + (s.byMethod.DELETE ?? 0);
-};
-
-async function createdCustomer(ctx: SyncContext, doorbell: RecordingDoorbell, overrides = {}) {
-  const accepted = await submitCreate(ctx, { channel: 'web', customer: person(overrides) });
-  await drain(ctx, doorbell);
-  return getCustomer(ctx, accepted.asyncCustomerAccount!);
-}
+import { submitDelete, submitEdit } from '../../shared/operations/submit';
+import { createdCustomer, drain, setup, sync, writes } from './coupling-support';
 
 describe('crm-sync', () => {
   it('inserts a channel’s new customer into the CRM with its deterministic id and HQ account, and logs it', async () => {
@@ -688,9 +620,9 @@ describe('crm-sync', () => {
 
 describe('Dataverse connector', () => {
   it('shares match queries made at the same time, and gives each caller exactly the rows its own query would', async () => {
-    dataverse = await startDevDataverse({ port: 0 });
+    const { dv } = await setup();
     const connector = new Dataverse({
-      url: dataverse.url,
+      url: dv.url,
       token: 'test',
       concurrency: 4,
       timeoutMs: 5000,
@@ -708,9 +640,9 @@ describe('Dataverse connector', () => {
     }
     const ids = (found: { id: string }[][]) => found.map((rows) => rows.map((r) => r.id).sort());
 
-    dataverse.resetStats();
+    dv.resetStats();
     const together = await Promise.all(emails.map((email) => crm.find('contacts', { emailaddress1: email }, 10)));
-    const requests = dataverse.stats().total;
+    const requests = dv.stats().total;
     const alone = [];
     for (const email of emails) alone.push(await crm.find('contacts', { emailaddress1: email }, 10));
 
