@@ -160,6 +160,49 @@ describe('coupled synchronization with the CRM, over HTTP', () => {
     expect((await get(`/customers/${contoso}`)).customer).toBeDefined(); // not deleted in HQ
   });
 
+  it('an operator settles both errors with the actions that fit, and is refused the ones that do not', async () => {
+    const post = (path: string, body?: unknown) =>
+      stack.call('POST', path, { token: operator(), ...(body === undefined ? {} : { body }) });
+    const refused = await post(`/sync-errors/${contoso}/synchronize`, { use: 'hq' });
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ code: 'INVALID_STATE', detail: expect.stringContaining('Restore') });
+    expect((await post(`/sync-errors/${ann}/restore`)).status).toBe(409);
+    const reader = await stack.call('POST', `/sync-errors/${ann}/retry`, { token: stack.token('Sync.Reader') });
+    expect(reader.status).toBe(403);
+
+    const synchronize = await post(`/sync-errors/${ann}/synchronize`, { use: 'crm' });
+    expect(synchronize.status, await synchronize.clone().text()).toBe(202);
+    const { operationId } = (await synchronize.json()) as { operationId: string };
+    const op = await eventually(
+      async () => {
+        const o = await get(`/operations/${operationId}`);
+        return o.status === 'Synced' ? o : undefined;
+      },
+      5000,
+      'the CRM version applied in HQ',
+    );
+    expect(op).toMatchObject({ channel: 'crm', attributes: [{ name: 'address.city', newValue: 'Vejle' }] });
+    expect((await get(`/customers/${ann}`)).customer.address.city).toBe('Vejle');
+
+    const restore = await post(`/sync-errors/${contoso}/restore`);
+    expect(restore.status).toBe(202);
+    expect(await crmRequest('GET', `accounts(${(await get(`/couplings/${contoso}`)).crmId})`)).toMatchObject({
+      accountnumber: contoso,
+    });
+    // Repeated (a double click): the same answer, nothing done twice.
+    expect((await post(`/sync-errors/${contoso}/restore`)).status).toBe(202);
+    expect((await get('/sync-errors')).items).toEqual([]);
+    expect((await get(`/customers/${ann}/sync-log`)).items[0]).toMatchObject({ by: expect.any(String) });
+
+    const before = crmWrites();
+    const run = await syncRun();
+    expect(run.counts).toMatchObject({ failed: 0, inserted: 0, modified: 0 });
+    expect(crmWrites()).toBe(before);
+    const retryAll = await post('/sync-errors/retry', {});
+    expect(retryAll.status).toBe(202);
+    expect(await retryAll.json()).toEqual({ accepted: 0 });
+  });
+
   it('a coupling set up by hand couples instead of duplicating; Remove coupling stops it', async () => {
     const bo = await created(person({ firstName: 'Bo', email: `bo.${Date.now()}@example.dk` }));
     const row = await crmRequest('POST', 'contacts', {
