@@ -9,7 +9,8 @@ import { conditionally, getOrUndefined, hasStatus } from './tables';
  *   PartitionKey `lease`, RowKey = job name   the job's lease: holder and expiry, taken and released with ETags,
  *                                             so the timer and a manual run never overlap across instances
  *   PartitionKey `cursor`, RowKey ''          the customer feed's cursor and each CRM table's delta link
- *   PartitionKey `awaiting`, RowKey = key     customers with an operation from a CRM change not yet seen applied
+ *   PartitionKey `awaiting`, RowKey = key     customers the next run looks at again: with an operation from a CRM
+ *                                             change not yet seen applied, or whose error an operator retried
  */
 export class TableCrmSyncState implements CrmSyncState {
   constructor(private readonly table: TableClient) {}
