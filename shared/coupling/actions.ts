@@ -8,8 +8,10 @@ import {
   type SyncErrorKind,
   type SyncRecord,
 } from '../domain/coupling';
+import type { CrmRow } from '../domain/crm';
 import { crmSnapshot, MAPPINGS } from '../domain/crm-mapping';
 import { DomainError } from '../domain/errors';
+import type { CustomerRecord } from '../domain/operation';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
 import { findCustomer } from '../operations/accounts';
 import type { SyncContext } from '../operations/context';
@@ -131,12 +133,12 @@ async function readBoth(run: SyncRun, record: Coupled) {
 async function synchronize(run: SyncRun, stored: Versioned<Coupled>, use: 'hq' | 'crm'): Promise<ActionAnswer> {
   const record = stored.value;
   const { hq, row } = await readBoth(run, record);
-  if (!isAlive(hq?.value) || !row) return refresh(run, stored, hq?.value, row);
+  if (!isAlive(hq?.value) || !row) return refresh(run, stored, hq, row);
   const crmValues = crmSnapshot(MAPPINGS[record.crmTable], row.columns);
   const now = await decidePair(run, record, hq.value, crmValues, 'None');
   const same =
     now.kind === 'conflict' && JSON.stringify(now.differences) === JSON.stringify(record.error!.differences ?? []);
-  if (!same) return refresh(run, stored, hq.value, row);
+  if (!same) return refresh(run, stored, hq, row);
   const decision = await decidePair(run, record, hq.value, crmValues, use === 'hq' ? 'SendToCrm' : 'GetFromCrm');
   if (decision.kind !== 'write') throw new Error('A conflict policy always decides.');
   const operationId = await applyDecision(run, stored, hq.value, row, decision, 'ToCrm', hq.etag);
@@ -155,7 +157,7 @@ async function restoreOrDelete(
   const record = stored.value;
   const { hq, row } = await readBoth(run, record);
   const stillDeleted = record.error!.kind === 'DeletedInCrm' ? isAlive(hq?.value) && !row : !isAlive(hq?.value) && row;
-  if (!stillDeleted || !isCoupled(record)) return refresh(run, stored, hq?.value, row);
+  if (!stillDeleted || !isCoupled(record)) return refresh(run, stored, hq, row);
   const operationId = await settleDeletion(run, stored, hq?.value, row, 'ToCrm', action);
   return operationId ? { operationId } : {};
 }
@@ -167,11 +169,12 @@ async function restoreOrDelete(
 async function refresh(
   run: SyncRun,
   stored: Versioned<Coupled>,
-  hq: Parameters<typeof syncPair>[2],
-  row: Parameters<typeof applyDecision>[3],
+  hq: Versioned<CustomerRecord> | undefined,
+  row: CrmRow | undefined,
 ): Promise<never> {
   delete run.action; // the run's own synchronization, not the operator's choice
-  await syncPair(run, stored, hq, { direction: 'ToCrm', crmRow: row, crmDeleted: !row, recheck: true });
+  const change = { direction: 'ToCrm' as const, crmRow: row, crmDeleted: !row, recheck: true };
+  await syncPair(run, stored, hq?.value, change, hq?.etag);
   const after = (await run.ctx.store.syncRecords.get(stored.value.customerKey))?.value.error;
   throw new DomainError(
     'SYNC_ERROR_CHANGED',

@@ -355,7 +355,8 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   if (record?.decoupled || record?.awaiting || isSettling(record, ctx.clock())) return;
   // Decided before HQ is read: a run that follows a large one sees each of its writes come back once.
   if (isCoupled(record) && isEcho(record, change)) return;
-  const hq = (await ctx.store.customers.getRecord(customerKey))?.value;
+  const found = await ctx.store.customers.getRecord(customerKey);
+  const hq = found?.value;
   if (!isCoupled(record)) {
     // A row tied to this customer by an insert, a match or an import that a run stopped before recording: it is
     // the customer's row, coupled now and synchronized as any pair (or its deletion, or the customer's, settled),
@@ -384,7 +385,7 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
     change.linked && change.linked.id !== record.crmId
       ? { ...change, crmRow: undefined, crmDeleted: undefined, recheck: true }
       : change;
-  await syncPair(run, { value: record, etag: stored!.etag }, hq, about);
+  await syncPair(run, { value: record, etag: stored!.etag }, hq, about, found?.etag);
 }
 
 /**
@@ -455,6 +456,8 @@ export async function syncPair(
   stored: Versioned<SyncRecord>,
   hq: CustomerRecord | undefined,
   change: Change,
+  /** The customer record's ETag as read: a CRM change is submitted to HQ only if HQ is still as decided on. */
+  hqEtag?: string,
 ): Promise<void> {
   const { ctx, settings } = run;
   const record = stored.value as Coupled;
@@ -491,11 +494,12 @@ export async function syncPair(
     return;
   }
   try {
-    await applyDecision(run, stored, hq, row, decision, change.direction);
+    await applyDecision(run, stored, hq, row, decision, change.direction, hqEtag);
   } catch (error) {
-    // The row changed since it was read (or since the last run): synchronize again knowing its new values.
+    // The row changed since it was read (or since the last run): synchronize again knowing its new values. (HQ
+    // changed since it was read: the conflict goes up, and the customer is synchronized again from fresh reads.)
     if (isWriteConflict(error) && !change.recheck) {
-      return syncPair(run, stored, hq, { ...change, crmRow: undefined, recheck: true });
+      return syncPair(run, stored, hq, { ...change, crmRow: undefined, recheck: true }, hqEtag);
     }
     throw error;
   }
@@ -844,7 +848,8 @@ export async function couple(
 ): Promise<void> {
   const { ctx } = run;
   const mapping = MAPPINGS[record.crmTable];
-  const hq = (await ctx.store.customers.getRecord(record.customerKey))?.value;
+  const found = await ctx.store.customers.getRecord(record.customerKey);
+  const hq = found?.value;
   if (!isAlive(hq)) return;
   await ctx.store.syncRecords.linkRow(record.crmTable, row.id, record.customerKey);
   const hqValues = hqSnapshot(mapping, { customerAccount: hq.customerAccount, customer: hq.customer });
@@ -862,7 +867,7 @@ export async function couple(
     record.customerKey,
     run.log('ToCrm', 'Coupled', `${detail} CRM ${record.crmTable} row ${row.id}.`),
   );
-  await syncPair(run, { value: coupled, etag }, hq, { direction: 'ToCrm', crmRow: row, recheck: true });
+  await syncPair(run, { value: coupled, etag }, hq, { direction: 'ToCrm', crmRow: row, recheck: true }, found?.etag);
 }
 
 /**

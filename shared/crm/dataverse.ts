@@ -246,7 +246,8 @@ class DataverseSession implements Crm {
           let waitMs: number;
           if (status === 429) {
             const retryAfter = Number((error as RequestError).headers?.['retry-after']);
-            waitMs = (Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 5) * 1000;
+            // `Retry-After: 0` means now; a floor keeps a server that keeps saying so from being hammered.
+            waitMs = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.max(retryAfter * 1000, 200) : 5000;
           } else if (status === undefined || status >= 500) {
             if (attempt >= TRANSIENT_ATTEMPTS) throw error;
             waitMs = 250 * 2 ** attempt;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { DomainError } from '../../shared/domain/errors';
 import { parseOperationId } from '../../shared/domain/operation';
+import { WriteConflict } from '../../shared/domain/versioned';
 import { runJob } from '../../shared/jobs';
 import { listOperations } from '../../shared/operations/list';
 import { processCustomer } from '../../shared/operations/process';
@@ -495,5 +496,27 @@ describe('deleting and restoring customers', () => {
     const items = (await readCustomerUpdates({ ...ctx, clock: () => later(10 * 60_000) }, undefined)).items;
     expect(items.map((i) => i.deleted ?? false)).toEqual([false, true]);
     expect(items[1]!.customer).toEqual(customer);
+  });
+});
+
+describe('an edit decided on a read of the customer (If-Match)', () => {
+  it('is accepted while the customer is as read, and refused with nothing written once another edit came first', async () => {
+    const { ctx } = await testContext();
+    const { asyncCustomerAccount: key } = await submitCreate(ctx, { channel: 'web', customer: person() });
+    const read = (await ctx.store.customers.getRecord(key!))!;
+    await submitEdit(ctx, { channel: 'web', account: key!, patch: { phone: '+45 1111' } });
+
+    const stale = submitEdit(ctx, { channel: 'crm', account: key!, patch: { phone: '+45 2222' }, ifMatch: read.etag });
+    await expect(stale).rejects.toBeInstanceOf(WriteConflict);
+    const now = (await ctx.store.customers.getRecord(key!))!;
+    expect(now.value.nextSeq).toBe(3); // the create and the channel's edit, nothing more
+
+    const fresh = await submitEdit(ctx, {
+      channel: 'crm',
+      account: key!,
+      patch: { phone: '+45 2222' },
+      ifMatch: now.etag,
+    });
+    expect(parseOperationId(fresh.operationId)?.seq).toBe(3);
   });
 });
