@@ -10,6 +10,7 @@ const required = {
   AUTH_AUDIENCE: 'api://customer-sync',
   AUTH_JWKS_URI: 'https://login.microsoftonline.com/tenant/discovery/v2.0/keys',
   CRM_SYNC_SCHEDULE: '0 */5 * * * *',
+  ALERTS_SCHEDULE: '0 */1 * * * *',
 };
 
 const problemsOf = (env: Record<string, string | undefined>) => {
