@@ -161,6 +161,10 @@ const FIXTURES: Record<string, Fixture> = {
   'couplings-match': { body: () => ({ fields: ['email'] }), ok: 202 },
   'customer-sync-log': { ok: 200 },
   'sync-errors-list': { ok: 200 },
+  'alert-rule-set': { body: () => ({ metric: 'syncErrors', threshold: 1000, windowMinutes: 5 }), ok: 200 },
+  'alert-rules-list': { ok: 200 },
+  'alert-rule-remove': { path: () => '/alert-rules/never-set', ok: 404 },
+  'alerts-list': { ok: 200 },
 };
 
 /** Path parameters by name, for the data set up above. */
@@ -169,6 +173,7 @@ const PARAMETERS: Record<string, () => string> = {
   account: () => data.customerAccount,
   operationId: () => data.operationId,
   job: () => 'sync-pending-operations',
+  name: () => 'authorization-matrix',
 };
 
 const roleOf = (credential: Credential) => (credential.startsWith('Channel') ? 'Channel' : credential);
