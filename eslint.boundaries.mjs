@@ -31,7 +31,7 @@ export const zones = [
   { name: 'crm', files: ['shared/crm/**/*.ts'], patterns: [tables, serviceBus, functionsLibrary] },
   {
     name: 'use cases',
-    files: ['shared/operations/**/*.ts', 'shared/jobs/**/*.ts', 'shared/coupling/**/*.ts'],
+    files: ['shared/operations/**/*.ts', 'shared/jobs/**/*.ts', 'shared/coupling/**/*.ts', 'shared/alerts/**/*.ts'],
     patterns: [
       tables,
       serviceBus,

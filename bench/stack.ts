@@ -56,6 +56,7 @@ export async function startBenchStack(options: { dataverse?: boolean } = {}): Pr
     DATAVERSE_URL: dataverse?.url ?? '',
     DATAVERSE_TOKEN: 'bench',
     CRM_SYNC_SCHEDULE: NEVER,
+    ALERTS_SCHEDULE: NEVER,
     // BENCH_HOST_CPU_PROF=<dir>: the host writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
     ...(process.env.BENCH_HOST_CPU_PROF
       ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_HOST_CPU_PROF}` }

@@ -40,6 +40,12 @@ export function services(): Services {
     retentionDays: s.AUDIT_RETENTION_DAYS,
     log,
     coupling,
+    alerts: {
+      webhooks: { hosts: s.ALERT_WEBHOOK_HOSTS, allowLoopback: s.ALERT_WEBHOOK_ALLOW_LOOPBACK },
+      timeoutMs: s.ALERT_WEBHOOK_TIMEOUT_SECONDS * 1000,
+      maxAttempts: s.ALERT_WEBHOOK_MAX_ATTEMPTS,
+      consoleUrl: `${s.PUBLIC_BASE_URL.replace(/\/+$/, '')}/api/console/`,
+    },
   });
   instance = {
     verifier: new TokenVerifier({

@@ -60,6 +60,16 @@ const settingsSchema = z
     CRM_RUN_BUDGET_SECONDS: int(240),
     CRM_CONCURRENCY: int(16),
     CRM_REQUEST_TIMEOUT_SECONDS: int(30),
+    // Required: the alerts timer's binding reads it as %ALERTS_SCHEDULE%, which has no default.
+    ALERTS_SCHEDULE: z.string().min(1),
+    PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).default('http://localhost:7071'),
+    ALERT_WEBHOOK_HOSTS: csv.default([]),
+    ALERT_WEBHOOK_ALLOW_LOOPBACK: z
+      .enum(['true', 'false'], 'must be true or false')
+      .transform((v) => v === 'true')
+      .default(false),
+    ALERT_WEBHOOK_TIMEOUT_SECONDS: int(5),
+    ALERT_WEBHOOK_MAX_ATTEMPTS: int(6),
   })
   .refine((s) => s.AUTH_JWKS_URI || s.AUTH_JWKS || s.AUTH_DEV_SECRET, {
     message: 'set AUTH_JWKS_URI (Entra ID signing keys), AUTH_JWKS or, locally only, AUTH_DEV_SECRET',

@@ -35,6 +35,12 @@ export async function testContext(overrides: Partial<SyncContext> = {}) {
     feedMarkerStaleMs: 120_000,
     retentionDays: 90,
     log: () => undefined,
+    alerts: {
+      webhooks: { hosts: [], allowLoopback: true },
+      timeoutMs: 1000,
+      maxAttempts: 6,
+      consoleUrl: 'http://localhost:7071/api/console/',
+    },
     ...overrides,
   };
   return { ctx, doorbell };

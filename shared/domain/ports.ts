@@ -1,3 +1,4 @@
+import type { Alert, AlertRule, AlertRuleDefinition, Delivery, DeliveryState, Resolution } from './alerts';
 import type { SyncError, SyncErrorKind, SyncLogEntry, SyncRecord } from './coupling';
 import type { CrmTable } from './crm-mapping';
 import type { Customer } from './customer';
@@ -25,6 +26,7 @@ export interface Store {
   syncErrors: SyncErrorIndex;
   syncLog: SyncLog;
   crmSyncState: CrmSyncState;
+  alerts: AlertStore;
   /** One real round trip to storage, for the health check. */
   ping(): Promise<void>;
 }
@@ -280,6 +282,8 @@ export interface DeadLetters {
   add(entry: DeadLetter): Promise<void>;
   /** The newest `top` dead letters. */
   latest(top: number): Promise<DeadLetter[]>;
+  /** How many were received at or after `since` (the deadLetters alert metric). */
+  countSince(since: string): Promise<number>;
   /** Deletes dead letters received before `before` (retention); returns how many. */
   deleteBefore(before: string): Promise<number>;
 }
@@ -315,6 +319,8 @@ export interface SyncErrorIndex {
     top: number,
     after?: string,
   ): Promise<{ items: SyncErrorEntry[]; next?: string }>;
+  /** How many are open, of every kind (the syncErrors alert metric). */
+  count(): Promise<number>;
 }
 
 /** Each record's synchronization log (API: GET /api/customers/{account}/sync-log). */
@@ -346,4 +352,32 @@ export interface CrmSyncState {
   awaiting(): Promise<string[]>;
   await(customerKey: string): Promise<void>;
   settled(customerKey: string): Promise<void>;
+}
+
+/**
+ * Alert rules, their alerts and the webhook deliveries still to make (the outbox). A rule's state changes only
+ * with its ETag; an alert and its delivery are written together, once.
+ */
+export interface AlertStore {
+  getRule(name: string): Promise<Versioned<AlertRule> | undefined>;
+  rules(): Promise<Versioned<AlertRule>[]>;
+  /** Creates the rule or changes its definition, keeping its open alert; returns it as stored. */
+  putRule(definition: AlertRuleDefinition, now: Date): Promise<AlertRule>;
+  /** Replaces the version read; WriteConflict if it changed. Returns the new ETag. */
+  saveRule(rule: AlertRule, etag: string): Promise<string>;
+  /** Deletes the version read; WriteConflict if it changed. */
+  deleteRule(name: string, etag: string): Promise<void>;
+  /** Records an alert with its delivery in one transaction; nothing if that alert is already recorded. */
+  recordFiring(alert: Alert, delivery?: Delivery): Promise<void>;
+  /** Records the resolution of the alert with its delivery in one transaction; nothing if already resolved. */
+  recordResolution(rule: string, firedAt: string, resolution: Resolution, delivery?: Delivery): Promise<void>;
+  /** A page of alerts, newest first, after a position a previous page returned. */
+  page(top: number, after?: string): Promise<{ items: Alert[]; next?: string }>;
+  /** Deliveries due at `now`, at most `limit`. */
+  dueDeliveries(now: string, limit: number): Promise<Versioned<Delivery>[]>;
+  /**
+   * Records the outcome of an attempt on the alert; a delivery that is Delivered or Failed leaves the outbox, a
+   * Pending one stays with its next attempt. WriteConflict if someone else took the delivery meanwhile.
+   */
+  deliveryAttempted(delivery: Versioned<Delivery>, state: DeliveryState): Promise<void>;
 }

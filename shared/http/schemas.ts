@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { ALERT_METRICS, alertRuleName } from '../domain/alerts';
 import { SYNC_ERROR_KINDS } from '../domain/coupling';
 import { CRM_TABLES, MATCH_FIELDS } from '../domain/crm-mapping';
 import { attributeValue, MAX_ATTRIBUTES } from '../domain/customer';
@@ -24,7 +25,7 @@ export const jobParams = z.object({
   job: z
     .string()
     .regex(/^[a-z][a-z0-9-]{0,63}$/, 'is not a job name')
-    .describe('sync-pending-operations, audit-retention, crm-sync or crm-match'),
+    .describe('sync-pending-operations, audit-retention, crm-sync, crm-match or alerts'),
 });
 
 export const idempotencyHeaders = z.object({
@@ -68,6 +69,25 @@ export const synchronizeBodySchema = z.strictObject({
 export const retryAllBodySchema = z.strictObject({
   kind: z.enum(SYNC_ERROR_KINDS).optional().describe('Only errors of this kind; all kinds if left out'),
 });
+export const alertRuleParams = z.object({ name: alertRuleName.describe('The rule’s name') });
+
+export const alertRuleBodySchema = z.strictObject({
+  metric: z
+    .enum(ALERT_METRICS)
+    .describe(
+      'failedOperations: operations that failed within the window; pendingOverdue: operations still Pending ' +
+        'after windowMinutes; syncErrors: open sync errors (any age); deadLetters: dead letters within the window',
+    ),
+  threshold: z.number().int().min(1).max(1_000_000).describe('The rule fires when the metric reaches this value'),
+  windowMinutes: z.number().int().min(1).max(10_080).describe('1 minute to 7 days'),
+  webhookUrl: z
+    .string()
+    .max(2048)
+    .optional()
+    .describe('https, to a host in ALERT_WEBHOOK_HOSTS; each firing and resolution is POSTed there'),
+});
+
+export const alertsQuerySchema = z.strictObject({ top, continuationToken });
 
 export const couplingBodySchema = z.strictObject({
   crmTable: z.enum(CRM_TABLES),

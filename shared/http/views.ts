@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { ALERT_METRICS, DELIVERY_STATUSES } from '../domain/alerts';
 import { SYNC_ACTIONS, SYNC_ERROR_KINDS } from '../domain/coupling';
 import { CRM_TABLES } from '../domain/crm-mapping';
 import { customerSchema } from '../domain/customer';
@@ -194,3 +195,45 @@ export const actionAnswerSchema = z.object({
 });
 
 export const retryAllAnswerSchema = z.object({ accepted: z.number().int() });
+export const alertRuleSchema = z.object({
+  name: z.string(),
+  metric: z.enum(ALERT_METRICS),
+  threshold: z.number(),
+  windowMinutes: z.number(),
+  webhookUrl: z.string().optional(),
+  updatedAt: z.string(),
+  firing: z.boolean().describe('The rule has an open alert'),
+  firedAt: z.string().optional().describe('When its open alert fired'),
+});
+
+export const alertRulesSchema = z.object({ items: z.array(alertRuleSchema) });
+
+const deliverySchema = z
+  .object({
+    status: z.enum(DELIVERY_STATUSES),
+    attempts: z.number(),
+    lastError: z.string().optional(),
+    nextAttemptAt: z.string().optional(),
+    deliveredAt: z.string().optional(),
+  })
+  .describe('The webhook delivery: Pending (retried with backoff), Delivered or Failed');
+
+export const alertsSchema = z.object({
+  items: z.array(
+    z.object({
+      id: z.string().describe('<rule>@<firedAt>; the webhook payloads carry it too'),
+      rule: z.string(),
+      metric: z.enum(ALERT_METRICS),
+      value: z.number().describe('The metric when it fired'),
+      threshold: z.number(),
+      windowMinutes: z.number(),
+      firedAt: z.string(),
+      resolvedAt: z.string().optional(),
+      resolvedValue: z.number().optional(),
+      resolvedReason: z.enum(['BelowThreshold', 'RuleDeleted']).optional(),
+      delivery: deliverySchema.optional(),
+      resolutionDelivery: deliverySchema.optional(),
+    }),
+  ),
+  continuationToken: z.string().optional(),
+});

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
+import { runAlerts } from '../alerts/job';
 import { crmMatch, type MatchRequest } from '../coupling/match';
 import { couplingSettings } from '../coupling/settings';
 import { crmSync, SyncRun } from '../coupling/sync';
@@ -15,6 +16,8 @@ interface Job {
   run: (ctx: SyncContext) => Promise<Outcome>;
   /** Runs one at a time across instances, under a lease that outlives its time budget. */
   exclusive?: boolean;
+  /** How long its lease lasts; by default the CRM run's budget and a minute more. */
+  leaseMs?: (ctx: SyncContext) => number;
 }
 
 /** Timers and `POST /api/jobs/{job}/run` share these. */
@@ -26,6 +29,10 @@ const JOBS: Record<JobName, Job> = {
     run: (ctx) => crmMatch(ctx, { fields: couplingSettings(ctx).matchFields, createIfNoMatch: false }),
     exclusive: true,
   },
+  // Exclusive so that two instances' timers never evaluate or deliver at once. A run takes a few queries and at
+  // most one webhook timeout (deliveries go out in parallel), so a short lease: a crashed run holds up the job
+  // for about a minute, not the CRM's budget.
+  alerts: { run: runAlerts, exclusive: true, leaseMs: (ctx) => 2 * ctx.alerts.timeoutMs + 60_000 },
 };
 const isJob = (name: string): name is JobName => (JOB_NAMES as readonly string[]).includes(name);
 
@@ -47,7 +54,9 @@ export async function runJob(ctx: SyncContext, name: string, override?: Job): Pr
   if (!isJob(name)) throw notFound('Job', name);
   const job = override ?? JOBS[name];
   const started = ctx.clock();
-  const lease = job.exclusive ? await takeLease(ctx, name, started) : undefined;
+  const lease = job.exclusive
+    ? await takeLease(ctx, name, started, job.leaseMs?.(ctx) ?? couplingSettings(ctx).budgetMs + 60_000)
+    : undefined;
   let outcome: Outcome;
   let failure: unknown;
   try {
@@ -72,9 +81,9 @@ export async function runJob(ctx: SyncContext, name: string, override?: Job): Pr
   return run;
 }
 
-/** The lease lasts the run's budget and a minute more: a crashed holder blocks the job no longer than that. */
-async function takeLease(ctx: SyncContext, job: string, now: Date) {
-  const until = new Date(now.getTime() + couplingSettings(ctx).budgetMs + 60_000);
+/** The lease outlasts the run (its budget and a minute more): a crashed holder blocks the job no longer than that. */
+async function takeLease(ctx: SyncContext, job: string, now: Date, leaseMs: number) {
+  const until = new Date(now.getTime() + leaseMs);
   const lease = await ctx.store.crmSyncState.acquire(job, randomUUID(), now, until);
   if (!lease)
     throw new DomainError('JOB_RUNNING', `The ${job} job is already running; try again when it has finished.`);

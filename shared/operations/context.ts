@@ -1,3 +1,4 @@
+import type { WebhookPolicy } from '../domain/alerts';
 import type { ConflictPolicy, DeletionPolicy } from '../domain/coupling';
 import type { Crm } from '../domain/crm';
 import type { CustomerDefaults } from '../domain/crm-mapping';
@@ -30,6 +31,18 @@ export interface SyncContext {
   log: (message: string) => void;
   /** Coupling with the CRM; absent when no Dataverse environment is configured. */
   coupling?: CouplingSettings;
+  alerts: AlertSettings;
+}
+
+export interface AlertSettings {
+  /** Where webhooks may point. */
+  webhooks: WebhookPolicy;
+  /** One webhook request waits this long at most; the job sends its deliveries in parallel. */
+  timeoutMs: number;
+  /** Attempts of one delivery before it is Failed. */
+  maxAttempts: number;
+  /** The operator console (`<PUBLIC_BASE_URL>/api/console/`), which a webhook's link points into. */
+  consoleUrl: string;
 }
 
 export interface CouplingSettings {

@@ -48,6 +48,17 @@ export class TableDeadLetters implements DeadLetters {
     return items;
   }
 
+  /**
+   * How many were received at or after `since`: one range query in the partition (RowKeys of newer letters are
+   * smaller), reading only the keys of the letters it counts.
+   */
+  async countSince(since: string): Promise<number> {
+    let count = 0;
+    const filter = odata`PartitionKey eq ${PARTITION} and RowKey lt ${`${invertedTime(since)}|~`}`;
+    for await (const _ of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) count++;
+    return count;
+  }
+
   /** Deletes dead letters received before `before` (retention); returns how many. */
   async deleteBefore(before: string): Promise<number> {
     let deleted = 0;

@@ -2,6 +2,7 @@ import type { TableServiceClientOptions } from '@azure/data-tables';
 
 import type { Store } from '../domain/ports';
 import { TableAccountIndex, TableAccountNumbers } from './accounts';
+import { TableAlerts } from './alerts';
 import { TableCrmSyncState } from './crm-sync-state';
 import { TableCustomerStore } from './customer-store';
 import { TableDeadLetters } from './dead-letters';
@@ -44,6 +45,7 @@ export async function openStore(
     syncErrors: new TableSyncErrors(tables.get('syncErrors')),
     syncLog: new TableSyncLog(tables.get('syncLog'), tables.batcher(TABLE_NAMES.syncLog)),
     crmSyncState: new TableCrmSyncState(tables.get('crmSyncState')),
+    alerts: new TableAlerts(tables.get('alertRules'), tables.get('alerts')),
     ping: () => tables.ping(),
   };
 }

@@ -29,6 +29,19 @@ export class TableSyncErrors implements SyncErrorIndex {
     });
   }
 
+  /** One query per kind's partition, reading only the keys. */
+  async count(): Promise<number> {
+    const perKind = await Promise.all(
+      SYNC_ERROR_KINDS.map(async (kind) => {
+        let count = 0;
+        const filter = odata`PartitionKey eq ${kind}`;
+        for await (const _ of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) count++;
+        return count;
+      }),
+    );
+    return perKind.reduce((a, b) => a + b, 0);
+  }
+
   async page(kind: SyncErrorKind | undefined, top: number, after = '') {
     const kinds = kind ? [kind] : SYNC_ERROR_KINDS;
     const perKind = await Promise.all(

@@ -37,6 +37,8 @@ export const TABLE_NAMES = {
   syncErrors: 'SyncErrors',
   syncLog: 'SyncLog',
   crmSyncState: 'CrmSyncState',
+  alertRules: 'AlertRules',
+  alerts: 'Alerts',
 } as const;
 export type TableName = keyof typeof TABLE_NAMES;
 

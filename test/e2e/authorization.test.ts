@@ -167,6 +167,10 @@ const FIXTURES: Record<string, Fixture> = {
   'sync-error-restore': { ok: 404 },
   'sync-error-delete': { ok: 404 },
   'sync-errors-retry': { body: () => ({}), ok: 202 },
+  'alert-rule-set': { body: () => ({ metric: 'syncErrors', threshold: 1000, windowMinutes: 5 }), ok: 200 },
+  'alert-rules-list': { ok: 200 },
+  'alert-rule-remove': { path: () => '/alert-rules/never-set', ok: 404 },
+  'alerts-list': { ok: 200 },
 };
 
 /** Path parameters by name, for the data set up above. */
@@ -175,6 +179,7 @@ const PARAMETERS: Record<string, () => string> = {
   account: () => data.customerAccount,
   operationId: () => data.operationId,
   job: () => 'sync-pending-operations',
+  name: () => 'authorization-matrix',
 };
 
 const roleOf = (credential: Credential) => (credential.startsWith('Channel') ? 'Channel' : credential);

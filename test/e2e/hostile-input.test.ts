@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import { customerPatchSchema, customerSchema } from '../../shared/domain/customer';
 import { LONE_SURROGATE } from '../../shared/http/request';
 import {
+  alertRuleBodySchema,
   bulkResyncSchema,
   couplingBodySchema,
   matchBodySchema,
@@ -415,6 +416,45 @@ describe('hostile input: never a 5xx, always problem+json, never a write', { tim
     );
   });
 
+  it('PUT and DELETE /alert-rules/{name}: hostile rules, webhook URLs and names', async () => {
+    const rule = { metric: 'syncErrors', threshold: 5, windowMinutes: 10 };
+    const json = { 'Content-Type': 'application/json' };
+    await refusedAndNothingWritten(
+      fc.oneof(
+        withBody('PUT', () => '/alert-rules/hostile', operator, alertRuleBodySchema),
+        // A well-formed rule whose webhook URL is hostile: refused by the webhook policy, not stored.
+        fc
+          .oneof(
+            hostileString,
+            fc.constantFrom(
+              'http://hooks.example.com/x',
+              'https://user:pw@hooks.example.com/',
+              'https://169.254.169.254/latest/meta-data',
+              'file:///etc/passwd',
+              'https://hooks.example.com.evil.io/',
+            ),
+          )
+          .map((webhookUrl): Sent => ({
+            method: 'PUT',
+            path: '/alert-rules/hostile',
+            token: operator(),
+            body: JSON.stringify({ ...rule, webhookUrl }),
+            headers: json,
+          })),
+        segment
+          .filter((name) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name))
+          .map((name): Sent => ({
+            method: 'PUT',
+            path: `/alert-rules/${name || '%20'}`,
+            token: operator(),
+            body: JSON.stringify(rule),
+            headers: json,
+          })),
+        segment.map((name): Sent => ({ method: 'DELETE', path: `/alert-rules/${name || '%20'}`, token: operator() })),
+      ),
+    );
+  });
+
   it('GET /operations, /failures, /jobs, /customer-updates: hostile query strings', async () => {
     const keys = fc.constantFrom(
       'channel',
@@ -438,7 +478,15 @@ describe('hostile input: never a 5xx, always problem+json, never a write', { tim
     await neverAFault(
       fc
         .tuple(
-          fc.constantFrom('/operations', '/failures', '/jobs', '/channels/web/customer-updates'),
+          fc.constantFrom(
+            '/operations',
+            '/failures',
+            '/jobs',
+            '/channels/web/customer-updates',
+            '/alerts',
+            '/alert-rules',
+            '/sync-errors',
+          ),
           query,
           fc.boolean(),
         )

@@ -42,6 +42,8 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     // Runs of crm-sync are asked for by the tests that mean them: a timer firing mid-file would read (and write)
     // the whole shared development Dataverse and slow the stack down for the test at hand.
     CRM_SYNC_SCHEDULE: '0 0 0 1 1 *',
+    // Likewise alerts: a test runs the job when it means to, so a tick cannot fire or deliver mid-test.
+    ALERTS_SCHEDULE: '0 0 0 1 1 *',
     ...overrides,
   };
   // What the host prints while it stops (a shutdown step that overran, what it left behind) explains a slow

@@ -10,6 +10,7 @@ const required = {
   AUTH_AUDIENCE: 'api://customer-sync',
   AUTH_JWKS_URI: 'https://login.microsoftonline.com/tenant/discovery/v2.0/keys',
   CRM_SYNC_SCHEDULE: '0 */5 * * * *',
+  ALERTS_SCHEDULE: '0 */1 * * * *',
 };
 
 const problemsOf = (env: Record<string, string | undefined>) => {
@@ -40,6 +41,11 @@ describe('settings', () => {
       CRM_RUN_BUDGET_SECONDS: 240,
       CRM_CONCURRENCY: 16,
       CRM_REQUEST_TIMEOUT_SECONDS: 30,
+      PUBLIC_BASE_URL: 'http://localhost:7071',
+      ALERT_WEBHOOK_HOSTS: [],
+      ALERT_WEBHOOK_ALLOW_LOOPBACK: false,
+      ALERT_WEBHOOK_TIMEOUT_SECONDS: 5,
+      ALERT_WEBHOOK_MAX_ATTEMPTS: 6,
     });
     // Coupling is off until a Dataverse environment is named.
     expect(parseSettings(required).DATAVERSE_URL).toBeUndefined();
@@ -49,6 +55,20 @@ describe('settings', () => {
     const message = problemsOf({ ...required, CRM_CONFLICT_POLICY: 'Newest', CRM_MATCH_FIELDS: 'email,shoeSize' });
     expect(message).toContain('CRM_CONFLICT_POLICY');
     expect(message).toContain('CRM_MATCH_FIELDS');
+  });
+
+  it('reads the webhook settings: a host list, and loopback only when it says true', () => {
+    const parsed = parseSettings({
+      ...required,
+      ALERT_WEBHOOK_HOSTS: 'hooks.example.com, ops.example.org',
+      ALERT_WEBHOOK_ALLOW_LOOPBACK: 'true',
+    });
+    expect(parsed.ALERT_WEBHOOK_HOSTS).toEqual(['hooks.example.com', 'ops.example.org']);
+    expect(parsed.ALERT_WEBHOOK_ALLOW_LOOPBACK).toBe(true);
+    expect(problemsOf({ ...required, ALERT_WEBHOOK_ALLOW_LOOPBACK: 'yes' })).toContain('ALERT_WEBHOOK_ALLOW_LOOPBACK');
+    expect(problemsOf({ ...required, PUBLIC_BASE_URL: 'ftp://x' })).toContain('PUBLIC_BASE_URL');
+    const { ALERTS_SCHEDULE: _schedule, ...withoutSchedule } = required;
+    expect(problemsOf(withoutSchedule)).toContain('ALERTS_SCHEDULE');
   });
 
   it('lists every missing or invalid setting in one message, not just the first', () => {
