@@ -37,7 +37,12 @@ async function created(customer: unknown) {
   const response = await stack.call('POST', '/channels/web/customers', { token: web(), body: customer });
   expect(response.status).toBe(202);
   const { operationId } = (await response.json()) as { operationId: string };
-  const op = await eventually(
+  return (await synced(operationId)).customerAccount as string;
+}
+
+/** The operation once HQ has applied it. */
+const synced = (operationId: string) =>
+  eventually(
     async () => {
       const o = await get(`/operations/${operationId}`);
       return o.status === 'Synced' ? o : undefined;
@@ -45,8 +50,6 @@ async function created(customer: unknown) {
     5000,
     `${operationId} to be Synced`,
   );
-  return op.customerAccount as string;
-}
 
 /** One crm-sync run through the API (the feed holds back its last second, so that is waited out). */
 async function syncRun() {
@@ -173,14 +176,7 @@ describe('coupled synchronization with the CRM, over HTTP', () => {
     const synchronize = await post(`/sync-errors/${ann}/synchronize`, { use: 'crm' });
     expect(synchronize.status, await synchronize.clone().text()).toBe(202);
     const { operationId } = (await synchronize.json()) as { operationId: string };
-    const op = await eventually(
-      async () => {
-        const o = await get(`/operations/${operationId}`);
-        return o.status === 'Synced' ? o : undefined;
-      },
-      5000,
-      'the CRM version applied in HQ',
-    );
+    const op = await synced(operationId);
     expect(op).toMatchObject({ channel: 'crm', attributes: [{ name: 'address.city', newValue: 'Vejle' }] });
     expect((await get(`/customers/${ann}`)).customer.address.city).toBe('Vejle');
 

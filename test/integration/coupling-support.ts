@@ -27,13 +27,17 @@ afterAll(async () => {
 export async function setup(overrides: Partial<CouplingSettings> = {}, lifetime: 'test' | 'file' = 'test') {
   const dv = await startDevDataverse({ port: 0 });
   started[lifetime].push(dv);
-  const connector = new Dataverse({
-    url: dv.url,
-    token: 'test',
-    concurrency: 8,
-    timeoutMs: 5000,
-    log: () => undefined,
-  });
+  const { coupling, crmUser } = couplingTo(dv.url, overrides);
+  const { ctx, doorbell } = await testContext({ coupling });
+  return { ctx, doorbell, crmUser, dv };
+}
+
+/**
+ * The coupling settings for a Dataverse at `url` through the real connector, and a CRM user: the Dataverse
+ * client library used directly, as a person in Dynamics 365 Sales would change a row.
+ */
+export function couplingTo(url: string, overrides: Partial<CouplingSettings> = {}, timeoutMs = 5000) {
+  const connector = new Dataverse({ url, token: 'test', concurrency: 8, timeoutMs, log: () => undefined });
   const coupling: CouplingSettings = {
     crm: (deadline) => connector.session(deadline),
     conflictPolicy: 'None',
@@ -44,14 +48,13 @@ export async function setup(overrides: Partial<CouplingSettings> = {}, lifetime:
     parallelism: 8,
     ...overrides,
   };
-  const { ctx, doorbell } = await testContext({ coupling });
   const crmUser = new DynamicsWebApi({
-    serverUrl: dv.url,
+    serverUrl: url,
     dataApi: { version: '9.2' },
     onTokenRefresh: async () => 'crm-user',
     propagateErrors: true,
   });
-  return { ctx, doorbell, crmUser, dv };
+  return { connector, coupling, crmUser };
 }
 
 /** Applies every rung doorbell, as the queue trigger would. */
@@ -77,4 +80,20 @@ export async function createdCustomer(ctx: SyncContext, doorbell: RecordingDoorb
   const accepted = await submitCreate(ctx, { channel: 'web', customer: person(overrides) });
   await drain(ctx, doorbell);
   return getCustomer(ctx, accepted.asyncCustomerAccount!);
+}
+
+/**
+ * One crm-sync run during which `target[method]` fails with `message`, as a process that dies there or storage
+ * that is unavailable would make it; the method works again afterwards. Resolves or rejects as the run does.
+ */
+export async function syncFailing<T extends object>(ctx: SyncContext, target: T, method: keyof T, message: string) {
+  const own = Object.hasOwn(target, method);
+  const original = target[method];
+  target[method] = (() => Promise.reject(new Error(message))) as T[keyof T];
+  try {
+    return await sync(ctx);
+  } finally {
+    if (own) target[method] = original;
+    else delete target[method];
+  }
 }

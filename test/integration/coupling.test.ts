@@ -9,7 +9,7 @@ import { runJob } from '../../shared/jobs';
 import { findCustomer } from '../../shared/operations/accounts';
 import { getCustomer } from '../../shared/operations/queries';
 import { submitDelete, submitEdit } from '../../shared/operations/submit';
-import { createdCustomer, drain, setup, sync, writes } from './coupling-support';
+import { createdCustomer, drain, setup, sync, syncFailing, writes } from './coupling-support';
 
 describe('crm-sync', () => {
   it('inserts a channel’s new customer into the CRM with its deterministic id and HQ account, and logs it', async () => {
@@ -342,10 +342,7 @@ describe('crm-sync', () => {
     // The CRM refuses the write, and storage is down while the run records that.
     dv.faults.failNext(1, 400, { method: 'PATCH' });
     const records = ctx.store.syncRecords;
-    const save = records.save.bind(records);
-    records.save = () => Promise.reject(new Error('storage unavailable'));
-    await sync(ctx).catch(() => undefined);
-    records.save = save;
+    await syncFailing(ctx, records, 'save', 'storage unavailable').catch(() => undefined);
 
     await sync(ctx);
     expect(dv.row('contacts', rowIdFor(customer.asyncCustomerAccount!))).toMatchObject({ address1_city: 'Vejle' });
@@ -392,10 +389,7 @@ describe('crm-sync', () => {
     await drain(ctx, doorbell);
     // The run that sees the operation applied stops right after releasing the record (its process dies).
     const state = ctx.store.crmSyncState;
-    const settled = state.settled.bind(state);
-    state.settled = () => Promise.reject(new Error('the process died'));
-    await sync(ctx).catch(() => undefined);
-    state.settled = settled;
+    await syncFailing(ctx, state, 'settled', 'the process died').catch(() => undefined);
 
     await sync(ctx);
     expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
@@ -409,10 +403,7 @@ describe('crm-sync', () => {
     const customer = await createdCustomer(ctx, doorbell);
     // The run inserts the row and dies before it records the coupling.
     const records = ctx.store.syncRecords;
-    const save = records.save.bind(records);
-    records.save = () => Promise.reject(new Error('the process died'));
-    await sync(ctx).catch(() => undefined);
-    records.save = save;
+    await syncFailing(ctx, records, 'save', 'the process died').catch(() => undefined);
     const id = rowIdFor(customer.asyncCustomerAccount!);
     expect(dv.row('contacts', id)).toBeDefined();
     await submitDelete(ctx, { account: customer.customerAccount });
@@ -454,10 +445,7 @@ describe('crm-sync', () => {
     const customer = await createdCustomer(ctx, doorbell);
     // The run inserts the row and dies before it records the coupling.
     const records = ctx.store.syncRecords;
-    const save = records.save.bind(records);
-    records.save = () => Promise.reject(new Error('the process died'));
-    await sync(ctx).catch(() => undefined);
-    records.save = save;
+    await syncFailing(ctx, records, 'save', 'the process died').catch(() => undefined);
     const id = rowIdFor(customer.asyncCustomerAccount!);
     await crmUser.deleteRecord({ collection: 'contacts', key: id });
 
@@ -477,10 +465,7 @@ describe('crm-sync', () => {
     })) as string;
     // The run submits the HQ create and links the row, and dies before it records the coupling.
     const state = ctx.store.crmSyncState;
-    const wait = state.await.bind(state);
-    state.await = () => Promise.reject(new Error('the process died'));
-    await sync(ctx).catch(() => undefined);
-    state.await = wait;
+    await syncFailing(ctx, state, 'await', 'the process died').catch(() => undefined);
     await crmUser.deleteRecord({ collection: 'contacts', key: id });
     await sync(ctx); // sees the deletion while HQ has not applied the create yet
     await drain(ctx, doorbell);
@@ -502,10 +487,7 @@ describe('crm-sync', () => {
     })) as string;
     // The run submits the HQ create and stops before it links the row; the CRM user edits the row meanwhile.
     const records = ctx.store.syncRecords;
-    const linkRow = records.linkRow.bind(records);
-    records.linkRow = () => Promise.reject(new Error('storage unavailable'));
-    await sync(ctx);
-    records.linkRow = linkRow;
+    await syncFailing(ctx, records, 'linkRow', 'storage unavailable');
     await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 1234' } });
     await sync(ctx); // the import again: HQ has not applied the create (made from the row as it was) yet
     await drain(ctx, doorbell);
@@ -528,10 +510,7 @@ describe('crm-sync', () => {
     // The run submits the HQ create and stops before it links the row; HQ applies the create, and the CRM user
     // changes the row's email, so the customer no longer matches it.
     const records = ctx.store.syncRecords;
-    const linkRow = records.linkRow.bind(records);
-    records.linkRow = () => Promise.reject(new Error('storage unavailable'));
-    await sync(ctx);
-    records.linkRow = linkRow;
+    await syncFailing(ctx, records, 'linkRow', 'storage unavailable');
     await drain(ctx, doorbell);
     const email = `bo.holm.${Date.now()}@example.dk`;
     await crmUser.update({ collection: 'contacts', key: id, data: { emailaddress1: email } });
@@ -554,10 +533,7 @@ describe('crm-sync', () => {
     const key = customer.asyncCustomerAccount!;
     // The run inserts the row and dies before it records the coupling; a CRM user deletes the row.
     const records = ctx.store.syncRecords;
-    const save = records.save.bind(records);
-    records.save = () => Promise.reject(new Error('the process died'));
-    await sync(ctx).catch(() => undefined);
-    records.save = save;
+    await syncFailing(ctx, records, 'save', 'the process died').catch(() => undefined);
     const id = rowIdFor(key);
     await crmUser.deleteRecord({ collection: 'contacts', key: id });
     // The run that sees the deletion fails on that customer once (storage), records the failure and completes.
@@ -590,10 +566,7 @@ describe('crm-sync', () => {
     })) as string;
     // The run submits the HQ create and links the row, and stops before it records the coupling.
     const state = ctx.store.crmSyncState;
-    const wait = state.await.bind(state);
-    state.await = () => Promise.reject(new Error('storage unavailable'));
-    await sync(ctx);
-    state.await = wait;
+    await syncFailing(ctx, state, 'await', 'storage unavailable');
     await sync(ctx); // reads the row again, while HQ has not applied the create
     const key = (await ctx.store.syncRecords.customerKeyOfRow('contacts', id))!;
     await submitDelete(ctx, { account: key }); // HQ creates the customer, then deletes it

@@ -14,6 +14,7 @@ import type { CouplingSettings, SyncContext } from '../../shared/operations/cont
 import { processCustomer } from '../../shared/operations/process';
 import { submitCreate, submitDelete, submitEdit } from '../../shared/operations/submit';
 import { person, type RecordingDoorbell, seededRandom, testContext } from '../support';
+import { couplingTo } from './coupling-support';
 
 /**
  * The crm-sync job exact under faults. Per seed: HQ customers inserted into the development Dataverse, then
@@ -140,32 +141,11 @@ interface Harness {
 
 async function setup(seed: number): Promise<Harness> {
   const dataverse = await startDevDataverse({ port: 0 });
-  const connector = new Dataverse({
-    url: dataverse.url,
-    token: 'test',
-    concurrency: 8,
-    timeoutMs: CONNECTOR_TIMEOUT_MS,
-    log: () => undefined,
-  });
-  const coupling: CouplingSettings = {
-    crm: (deadline) => connector.session(deadline),
-    conflictPolicy: 'None',
-    deletionPolicy: 'None',
-    defaults: { customerGroup: 'Retail', currency: 'EUR' },
-    matchFields: ['email'],
-    budgetMs: BUDGET_MS,
-    parallelism: 8,
-  };
+  const { connector, coupling, crmUser } = couplingTo(dataverse.url, { budgetMs: BUDGET_MS }, CONNECTOR_TIMEOUT_MS);
   // One clock for HQ and the sync, moved on instead of waited out: past the feed's settling second before each
   // run, and past a crashed run's lease (its budget and a minute) before the next process starts.
   let offset = 0;
   const { ctx, doorbell } = await testContext({ coupling, clock: () => new Date(Date.now() + offset) });
-  const crmUser = new DynamicsWebApi({
-    serverUrl: dataverse.url,
-    dataApi: { version: '9.2' },
-    onTokenRefresh: async () => 'crm-user',
-    propagateErrors: true,
-  });
   return {
     seed,
     rnd: random(seed),

@@ -213,17 +213,23 @@ describe('after the actions', () => {
   });
 });
 
+/** A coupled customer whose phone was changed in HQ and in the CRM: a ModifiedInBoth error. */
+async function conflicted() {
+  const env = await setup();
+  await sync(env.ctx);
+  const customer = await createdCustomer(env.ctx, env.doorbell);
+  await sync(env.ctx);
+  await submitEdit(env.ctx, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 1111' } });
+  await drain(env.ctx, env.doorbell);
+  const id = rowIdFor(customer.asyncCustomerAccount!);
+  await env.crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 2222' } });
+  await sync(env.ctx);
+  return { ...env, customer, id };
+}
+
 describe('an action against apps that changed since the error', () => {
   it('Synchronize overwrites nothing when a field changed again, and shows the error with the current values', async () => {
-    const { ctx: c2, doorbell: d2, crmUser: user, dv: dv2 } = await setup();
-    await sync(c2);
-    const customer = await createdCustomer(c2, d2);
-    await sync(c2);
-    const id = rowIdFor(customer.asyncCustomerAccount!);
-    await submitEdit(c2, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 1111' } });
-    await drain(c2, d2);
-    await user.update({ collection: 'contacts', key: id, data: { telephone1: '+45 2222' } });
-    await sync(c2);
+    const { ctx: c2, crmUser: user, dv: dv2, customer, id } = await conflicted();
     // The CRM user changes the phone again after the error was recorded.
     await user.update({ collection: 'contacts', key: id, data: { telephone1: '+45 3333' } });
 
@@ -266,18 +272,6 @@ describe('an action against apps that changed since the error', () => {
 });
 
 describe('actions are done once', () => {
-  async function conflicted() {
-    const env = await setup();
-    await sync(env.ctx);
-    const customer = await createdCustomer(env.ctx, env.doorbell);
-    await sync(env.ctx);
-    await submitEdit(env.ctx, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 1111' } });
-    await drain(env.ctx, env.doorbell);
-    const id = rowIdFor(customer.asyncCustomerAccount!);
-    await env.crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 2222' } });
-    await sync(env.ctx);
-    return { ...env, customer, id };
-  }
   const crmOperations = async (c: SyncContext, key: string) => {
     const record = (await c.store.customers.getRecord(key))!.value;
     const ops = [];
