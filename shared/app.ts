@@ -1,3 +1,5 @@
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+
 import { type Settings, settings } from './config';
 import { Dataverse, dataverseCredential } from './crm/dataverse';
 import type { DoorbellSender } from './domain/doorbell';
@@ -25,12 +27,22 @@ let instance: Services | undefined;
 export function services(): Services {
   if (instance) return instance;
   const s = settings();
-  const doorbell = new ServiceBusDoorbell(s.SERVICEBUS_CONNECTION, s.CUSTOMER_OPERATIONS_QUEUE);
+  const identity = azureIdentity(s);
+  const doorbell = new ServiceBusDoorbell(
+    s.SERVICEBUS_CONNECTION ?? {
+      fullyQualifiedNamespace: s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace!,
+      credential: identity(),
+    },
+    s.CUSTOMER_OPERATIONS_QUEUE,
+  );
   const log = (message: string) => console.warn(message);
   const coupling = couplingOf(s, log);
   let context: Promise<SyncContext> | undefined;
   const open = async (): Promise<SyncContext> => ({
-    store: await openStore(s.STORAGE_CONNECTION_STRING, s.TABLE_PREFIX),
+    store: await openStore(
+      s.STORAGE_CONNECTION_STRING ?? { endpoint: s.STORAGE_TABLE_ENDPOINT!, credential: identity() },
+      s.TABLE_PREFIX,
+    ),
     doorbell,
     clock: () => new Date(),
     hq: { customerGroups: s.HQ_CUSTOMER_GROUPS },
@@ -65,6 +77,19 @@ export function services(): Services {
       })),
   };
   return instance;
+}
+
+/**
+ * The app's Azure identity for connections without a connection string, made once when first needed:
+ * DefaultAzureCredential, which is the managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one)
+ * and the developer's `az login` elsewhere.
+ */
+function azureIdentity(s: Settings): () => TokenCredential {
+  let credential: TokenCredential | undefined;
+  return () =>
+    (credential ??= new DefaultAzureCredential(
+      s.AZURE_CLIENT_ID ? { managedIdentityClientId: s.AZURE_CLIENT_ID } : {},
+    ));
 }
 
 /** The coupling's settings and CRM connector, or undefined (coupling off) when no Dataverse URL is set. */

@@ -22,10 +22,22 @@ const keySet = z.string().refine((text) => {
   }
 }, 'must be a JSON Web Key Set: {"keys": [...]}');
 
-const settingsSchema = z
+/** A choice between settings is reported with every other problem, not only once the rest is valid. */
+const always = () => true;
+
+export const settingsSchema = z
   .object({
-    STORAGE_CONNECTION_STRING: z.string().min(1),
-    SERVICEBUS_CONNECTION: z.string().min(1),
+    // Each connection by connection string (the emulators) or, in Azure, by the managed identity: the table
+    // endpoint, and the namespace under the name the Functions host reads for the queue trigger's `connection`.
+    STORAGE_CONNECTION_STRING: z.string().min(1).optional(),
+    STORAGE_TABLE_ENDPOINT: z.url().optional(),
+    SERVICEBUS_CONNECTION: z.string().min(1).optional(),
+    // A user-assigned managed identity's client id; unset, the system-assigned one.
+    AZURE_CLIENT_ID: z.string().min(1).optional(),
+    SERVICEBUS_CONNECTION__fullyQualifiedNamespace: z
+      .string()
+      .regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i, 'a host name, e.g. sb-contoso.servicebus.windows.net')
+      .optional(),
     // Required: the queue trigger's binding reads it as %CUSTOMER_OPERATIONS_QUEUE%, which has no default.
     CUSTOMER_OPERATIONS_QUEUE: z.string().min(1),
     TABLE_PREFIX: z
@@ -71,9 +83,20 @@ const settingsSchema = z
     ALERT_WEBHOOK_TIMEOUT_SECONDS: int(5),
     ALERT_WEBHOOK_MAX_ATTEMPTS: int(6),
   })
+  .refine((s) => s.STORAGE_CONNECTION_STRING || s.STORAGE_TABLE_ENDPOINT, {
+    message: 'set STORAGE_CONNECTION_STRING or, with a managed identity, STORAGE_TABLE_ENDPOINT',
+    path: ['STORAGE_CONNECTION_STRING'],
+    when: always,
+  })
+  .refine((s) => s.SERVICEBUS_CONNECTION || s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace, {
+    message: 'set SERVICEBUS_CONNECTION or, with a managed identity, SERVICEBUS_CONNECTION__fullyQualifiedNamespace',
+    path: ['SERVICEBUS_CONNECTION'],
+    when: always,
+  })
   .refine((s) => s.AUTH_JWKS_URI || s.AUTH_JWKS || s.AUTH_DEV_SECRET, {
     message: 'set AUTH_JWKS_URI (Entra ID signing keys), AUTH_JWKS or, locally only, AUTH_DEV_SECRET',
     path: ['AUTH_JWKS_URI'],
+    when: always,
   });
 
 export type Settings = z.infer<typeof settingsSchema>;

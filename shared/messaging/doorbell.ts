@@ -1,3 +1,4 @@
+import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 
 import type { Doorbell, DoorbellSender } from '../domain/doorbell';
@@ -13,8 +14,12 @@ export class ServiceBusDoorbell implements DoorbellSender {
    */
   private readonly timeoutMs = 5000;
 
-  constructor(connectionString: string, queueName: string) {
-    this.client = new ServiceBusClient(connectionString);
+  /** A connection string (the local broker), or the namespace's host name and a token credential (Azure). */
+  constructor(target: string | { fullyQualifiedNamespace: string; credential: TokenCredential }, queueName: string) {
+    this.client =
+      typeof target === 'string'
+        ? new ServiceBusClient(target)
+        : new ServiceBusClient(target.fullyQualifiedNamespace, target.credential);
     this.sender = this.client.createSender(queueName);
   }
 

@@ -16,18 +16,18 @@ import { TablePendingIndex } from './pending-index';
 import { TableSyncErrors } from './sync-errors';
 import { TableSyncLog } from './sync-log';
 import { TableSyncRecords } from './sync-records';
-import { TABLE_NAMES, TableSet } from './tables';
+import { type StorageTarget, TABLE_NAMES, TableSet } from './tables';
 
 /**
  * Every repository over one set of tables, which it creates first (once per process: the composition root
  * keeps the store). The only place that wires @azure/data-tables clients.
  */
 export async function openStore(
-  connectionString: string,
+  target: StorageTarget,
   tablePrefix = '',
   clientOptions?: TableServiceClientOptions,
 ): Promise<Store> {
-  const tables = new TableSet(connectionString, tablePrefix, clientOptions);
+  const tables = new TableSet(target, tablePrefix, clientOptions);
   await tables.createAll();
   return {
     customers: new TableCustomerStore(tables.get('customers')),

@@ -1,3 +1,4 @@
+import type { TokenCredential } from '@azure/core-auth';
 import {
   odata,
   RestError,
@@ -42,6 +43,12 @@ export const TABLE_NAMES = {
 } as const;
 export type TableName = keyof typeof TABLE_NAMES;
 
+/**
+ * Where the tables are: a connection string (Azurite locally, or an account key), or the account's table
+ * endpoint and a token credential (a managed identity in Azure: no key in any setting).
+ */
+export type StorageTarget = string | { endpoint: string; credential: TokenCredential };
+
 /** One client per table and process, sharing connections; and the group-commit writer of each table. */
 export class TableSet {
   private readonly clients = new Map<string, TableClient>();
@@ -49,7 +56,7 @@ export class TableSet {
   private service?: TableServiceClient;
 
   constructor(
-    private readonly connectionString: string,
+    private readonly target: StorageTarget,
     private readonly prefix = '',
     /** Extra client options, e.g. a pipeline policy that meters requests (the benchmark's). */
     private readonly clientOptions: TableServiceClientOptions = {},
@@ -63,7 +70,11 @@ export class TableSet {
   dynamic(name: string): TableClient {
     let client = this.clients.get(name);
     if (!client) {
-      client = Client.fromConnectionString(this.connectionString, this.prefix + name, this.options);
+      const { target, options } = this;
+      client =
+        typeof target === 'string'
+          ? Client.fromConnectionString(target, this.prefix + name, options)
+          : new Client(target.endpoint, this.prefix + name, target.credential, options);
       this.clients.set(name, client);
     }
     return client;
@@ -84,7 +95,11 @@ export class TableSet {
    * with `from`/`to`, only those whose suffix is within them (inclusive, compared as text). In name order.
    */
   async listDynamic(stem: string, from = '', to?: string): Promise<string[]> {
-    this.service ??= TableServiceClient.fromConnectionString(this.connectionString, this.options);
+    const { target, options } = this;
+    this.service ??=
+      typeof target === 'string'
+        ? TableServiceClient.fromConnectionString(target, options)
+        : new TableServiceClient(target.endpoint, target.credential, options);
     const first = this.prefix + stem;
     const names: string[] = [];
     const filter = odata`TableName ge ${first + from} and TableName le ${`${first}${to ?? '~'}`}`;
@@ -95,7 +110,7 @@ export class TableSet {
   }
 
   private get options() {
-    return { ...this.clientOptions, allowInsecureConnection: isLocalEndpoint(this.connectionString) };
+    return { ...this.clientOptions, allowInsecureConnection: isLocalEndpoint(this.target) };
   }
 
   async dropDynamic(name: string): Promise<void> {
@@ -113,8 +128,10 @@ export class TableSet {
   }
 }
 
-const isLocalEndpoint = (connectionString: string) =>
-  /UseDevelopmentStorage=true|Endpoint=http:\/\/(127\.0\.0\.1|localhost)/i.test(connectionString);
+const isLocalEndpoint = (target: StorageTarget) =>
+  typeof target === 'string'
+    ? /UseDevelopmentStorage=true|Endpoint=http:\/\/(127\.0\.0\.1|localhost)/i.test(target)
+    : /^http:\/\/(127\.0\.0\.1|localhost)[:/]/i.test(target.endpoint);
 
 export const hasStatus = (error: unknown, ...codes: number[]): boolean =>
   error instanceof RestError && error.statusCode !== undefined && codes.includes(error.statusCode);

@@ -115,4 +115,25 @@ describe('settings', () => {
     expect(problemsOf({ ...required, AUDIT_RETENTION_DAYS: '0' })).toContain('AUDIT_RETENTION_DAYS');
     expect(problemsOf({ ...required, AUTH_JWKS_URI: 'not a url' })).toContain('AUTH_JWKS_URI');
   });
+
+  it('connects by connection string or, in Azure, by managed identity: either form of each, and says so when neither', () => {
+    const { STORAGE_CONNECTION_STRING: _s, SERVICEBUS_CONNECTION: _b, ...rest } = required;
+    const identity = {
+      ...rest,
+      STORAGE_TABLE_ENDPOINT: 'https://stcontoso.table.core.windows.net/',
+      SERVICEBUS_CONNECTION__fullyQualifiedNamespace: 'sb-contoso.servicebus.windows.net',
+    };
+    expect(parseSettings(identity)).toMatchObject({
+      STORAGE_TABLE_ENDPOINT: 'https://stcontoso.table.core.windows.net/',
+      SERVICEBUS_CONNECTION__fullyQualifiedNamespace: 'sb-contoso.servicebus.windows.net',
+    });
+    const neither = problemsOf(rest);
+    expect(neither).toContain(
+      'STORAGE_CONNECTION_STRING: set STORAGE_CONNECTION_STRING or, with a managed identity, STORAGE_TABLE_ENDPOINT',
+    );
+    expect(neither).toContain('SERVICEBUS_CONNECTION: set SERVICEBUS_CONNECTION or, with a managed identity');
+    expect(problemsOf({ ...identity, SERVICEBUS_CONNECTION__fullyQualifiedNamespace: 'not a host/' })).toContain(
+      'SERVICEBUS_CONNECTION__fullyQualifiedNamespace',
+    );
+  });
 });
