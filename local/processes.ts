@@ -5,8 +5,10 @@ import { seconds, settlesWithin } from './deadline';
 export interface StopOptions {
   /** What the warnings call the process, e.g. "Azurite". */
   name?: string;
-  /** How long SIGTERM has to work before SIGKILL. */
+  /** How long the stop signal has to work before SIGKILL. */
   graceMs?: number;
+  /** The signal that asks it to stop cleanly: SIGTERM, unless the program saves its data only on another. */
+  signal?: NodeJS.Signals;
   /** SIGKILL at once, as a crash would. */
   kill?: boolean;
 }
@@ -15,18 +17,18 @@ export interface StopOptions {
 const afterKillMs = 2000;
 
 /**
- * Asks a child process to stop (SIGTERM, so it can finish cleanly) and kills it (SIGKILL) if it has not exited
+ * Asks a child process to stop (SIGTERM or the given signal, so it can finish cleanly) and kills it (SIGKILL) if it has not exited
  * after `graceMs`, warning that it had to. Never waits longer than `graceMs` plus a few seconds.
  */
 export async function stopChild(child: ChildProcess, options: StopOptions = {}): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const { graceMs = 10_000, kill = false } = options;
+  const { graceMs = 10_000, kill = false, signal = 'SIGTERM' } = options;
   const name = `${options.name ?? child.spawnargs.slice(0, 2).join(' ')} (pid ${child.pid})`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   if (!kill) {
-    child.kill('SIGTERM');
+    child.kill(signal);
     if (await settlesWithin(exited, graceMs)) return;
-    console.warn(`${name} did not exit within ${seconds(graceMs)} of SIGTERM: killed it with SIGKILL`);
+    console.warn(`${name} did not exit within ${seconds(graceMs)} of ${signal}: killed it with SIGKILL`);
   }
   child.kill('SIGKILL');
   if (!(await settlesWithin(exited, afterKillMs))) {

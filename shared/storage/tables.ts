@@ -44,6 +44,13 @@ export const TABLE_NAMES = {
 export type TableName = keyof typeof TABLE_NAMES;
 
 /**
+ * Transient storage failures are retried three times, from 0.25 s and doubling up to 2 s: a request that meets a
+ * storage outage answers 503 within a few seconds (the SDK's default, from 0.8 s, held it for about ten), and the
+ * channel retries it then, as the 503's Retry-After says.
+ */
+const STORAGE_RETRY = { maxRetries: 3, retryDelayInMs: 250, maxRetryDelayInMs: 2000 };
+
+/**
  * Where the tables are: a connection string (Azurite locally, or an account key), or the account's table
  * endpoint and a token credential (a managed identity in Azure: no key in any setting).
  */
@@ -110,7 +117,11 @@ export class TableSet {
   }
 
   private get options() {
-    return { ...this.clientOptions, allowInsecureConnection: isLocalEndpoint(this.target) };
+    return {
+      retryOptions: STORAGE_RETRY,
+      ...this.clientOptions,
+      allowInsecureConnection: isLocalEndpoint(this.target),
+    };
   }
 
   async dropDynamic(name: string): Promise<void> {

@@ -47,10 +47,10 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     ...overrides,
   };
   // What the host prints while it stops (a shutdown step that overran, what it left behind) explains a slow
-  // stop, so it is passed on; the rest of its output is not.
+  // stop, so it is passed on; the rest of its output only with STACK_LOG=1 (for a test being debugged).
   let stopping = false;
   const onOutput = (text: string) => {
-    if (!stopping) return;
+    if (!stopping && !process.env.STACK_LOG) return;
     for (const line of text.split('\n')) {
       if (line.trim() && !line.includes('finishing in-flight invocations')) console.warn(`[host] ${line}`);
     }
