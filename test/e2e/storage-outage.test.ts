@@ -53,10 +53,9 @@ describe('storage outage', () => {
         const text = await response.text();
         const sent: Sent = { key, body, status: response.status, ms: Date.now() - started };
         if (response.status === 202) {
-        const { operationId, asyncCustomerAccount } = JSON.parse(text) as Sent;
-        Object.assign(sent, { operationId, asyncCustomerAccount });
-      }
-        else {
+          const { operationId, asyncCustomerAccount } = JSON.parse(text) as Sent;
+          Object.assign(sent, { operationId, asyncCustomerAccount });
+        } else {
           expect(response.headers.get('content-type'), text).toContain('application/problem+json');
           expect(JSON.parse(text)).toMatchObject({ status: response.status, code: 'SERVICE_UNAVAILABLE' });
         }
