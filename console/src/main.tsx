@@ -2,6 +2,7 @@ import {
   Button,
   createDOMRenderer,
   FluentProvider,
+  makeStaticStyles,
   makeStyles,
   RendererProvider,
   Spinner,
@@ -25,6 +26,8 @@ import { OperationsPage } from './pages/operations';
 import { SyncErrorsPage } from './pages/sync-errors';
 import { hrefOf, type Page, useRoute } from './router';
 import { ProblemBar } from './ui';
+
+const useGlobalStyles = makeStaticStyles({ body: { margin: 0 } });
 
 const useShellStyles = makeStyles({
   header: {
@@ -109,6 +112,7 @@ function Shell({ session }: { session: Session }) {
 }
 
 function App() {
+  useGlobalStyles();
   const styles = useShellStyles();
   const [state, setState] = useState<{ session?: Session; error?: unknown; done: boolean }>({ done: false });
   useEffect(() => {

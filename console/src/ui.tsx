@@ -44,6 +44,15 @@ export const useStyles = makeStyles({
   differs: { backgroundColor: tokens.colorPaletteYellowBackground2 },
   muted: { color: tokens.colorNeutralForeground3 },
   tableWrap: { overflowX: 'auto' },
+  nowrap: { whiteSpace: 'nowrap' },
+  // Columns as wide as their content (Fluent's tables default to equal, fixed columns).
+  table: { tableLayout: 'auto' },
+  check: { width: '2.5em' },
+  wrap: { overflowWrap: 'anywhere' },
+  narrow: { width: '110px' },
+  medium: { width: '140px' },
+  wide: { width: '190px' },
+  fill: { width: '100%', minWidth: '8em' },
 });
 
 /** An API error as the problem's title and detail. */

@@ -53,7 +53,7 @@ export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
       {data && (
         <>
           <h3>Rules</h3>
-          <Table size="small" aria-label="Alert rules">
+          <Table size="small" className={styles.table} aria-label="Alert rules">
             <TableHeader>
               <TableRow>
                 <TableHeaderCell>Rule</TableHeaderCell>
@@ -77,7 +77,7 @@ export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
           </Table>
           {data.rules.length === 0 && <p className={styles.muted}>No alert rules.</p>}
           <h3>Firings</h3>
-          <Table size="small" aria-label="Alert firings">
+          <Table size="small" className={styles.table} aria-label="Alert firings">
             <TableHeader>
               <TableRow>
                 <TableHeaderCell>Rule</TableHeaderCell>

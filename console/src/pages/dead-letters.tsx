@@ -30,7 +30,7 @@ export function DeadLettersPage(_: { session: Session; params: URLSearchParams }
         Queue messages that were not a customer doorbell: recorded with the reason and never retried.
       </p>
       <ProblemBar error={error} />
-      <Table size="small" aria-label="Dead letters">
+      <Table size="small" className={styles.table} aria-label="Dead letters">
         <TableHeader>
           <TableRow>
             <TableHeaderCell>Received</TableHeaderCell>

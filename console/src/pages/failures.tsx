@@ -30,7 +30,7 @@ export function FailuresPage(_: { session: Session; params: URLSearchParams }) {
     <div className={styles.page}>
       <h2>Failures by cause</h2>
       <ProblemBar error={error} />
-      <Table size="small" aria-label="Failures by cause">
+      <Table size="small" className={styles.table} aria-label="Failures by cause">
         <TableHeader>
           <TableRow>
             <TableHeaderCell>Error code</TableHeaderCell>

@@ -59,7 +59,7 @@ export function JobsPage({ session }: { session: Session; params: URLSearchParam
   return (
     <div className={styles.page}>
       <h2>Synchronization jobs</h2>
-      <Table size="small" aria-label="Jobs">
+      <Table size="small" className={styles.table} aria-label="Jobs">
         <TableHeader>
           <TableRow>
             <TableHeaderCell>Job</TableHeaderCell>
@@ -97,7 +97,7 @@ export function JobsPage({ session }: { session: Session; params: URLSearchParam
 
       <h3>Runs</h3>
       <ProblemBar error={error} />
-      <Table size="small" aria-label="Job runs">
+      <Table size="small" className={styles.table} aria-label="Job runs">
         <TableHeader>
           <TableRow>
             <TableHeaderCell>Job</TableHeaderCell>

@@ -171,7 +171,7 @@ export function OperationPane(props: {
           </dl>
 
           <h4 style={{ margin: 0 }}>Attributes</h4>
-          <Table size="small" aria-label="Attributes">
+          <Table size="small" className={styles.table} aria-label="Attributes">
             <TableHeader>
               <TableRow>
                 <TableHeaderCell>Attribute</TableHeaderCell>
@@ -183,11 +183,12 @@ export function OperationPane(props: {
               {op.attributes.map((a) => (
                 <TableRow key={a.name}>
                   <TableCell className={styles.mono}>{a.name}</TableCell>
-                  <TableCell>{formatValue(a.oldValue)}</TableCell>
+                  <TableCell className={styles.wrap}>{formatValue(a.oldValue)}</TableCell>
                   <TableCell>
                     {editable ? (
                       <Input
                         size="small"
+                        className={styles.fill}
                         aria-label={`New value of ${a.name}`}
                         value={edits[a.name] ?? formatValue(a.newValue)}
                         onChange={(_, d) => setEdits((e) => ({ ...e, [a.name]: d.value }))}
@@ -213,7 +214,7 @@ export function OperationPane(props: {
           )}
 
           <h4 style={{ margin: 0 }}>History</h4>
-          <Table size="small" aria-label="History">
+          <Table size="small" className={styles.table} aria-label="History">
             <TableHeader>
               <TableRow>
                 <TableHeaderCell>At</TableHeaderCell>

@@ -85,6 +85,12 @@ export function OperationsPage({ session, params }: { session: Session; params: 
   const [error, setError] = useState<unknown>();
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [bulk, setBulk] = useState<'selected' | 'all' | undefined>();
+  // What the dialog says stays put while it closes (the selection is cleared at once).
+  const [asked, setAsked] = useState<{ mode: 'selected' | 'all'; count: number }>({ mode: 'all', count: 0 });
+  const ask = (mode: 'selected' | 'all') => {
+    setAsked({ mode, count: selected.size });
+    setBulk(mode);
+  };
   const [notice, setNotice] = useState<{ title: string; text: string } | undefined>();
   const [tick, setTick] = useState(0);
 
@@ -188,10 +194,20 @@ export function OperationsPage({ session, params }: { session: Session; params: 
       <form className={styles.page} onSubmit={apply} aria-label="Filter operations">
         <div className={styles.row}>
           <Field label="Channel">
-            <Input value={draft.channel ?? ''} onChange={(_, d) => set('channel', d.value)} size="small" />
+            <Input
+              value={draft.channel ?? ''}
+              onChange={(_, d) => set('channel', d.value)}
+              size="small"
+              className={styles.narrow}
+            />
           </Field>
           <Field label="Status">
-            <Select value={draft.status ?? ''} onChange={(_, d) => set('status', d.value)} size="small">
+            <Select
+              value={draft.status ?? ''}
+              onChange={(_, d) => set('status', d.value)}
+              size="small"
+              className={styles.narrow}
+            >
               <option value="">Any</option>
               <option>Pending</option>
               <option>Synced</option>
@@ -199,7 +215,12 @@ export function OperationsPage({ session, params }: { session: Session; params: 
             </Select>
           </Field>
           <Field label="Type">
-            <Select value={draft.type ?? ''} onChange={(_, d) => set('type', d.value)} size="small">
+            <Select
+              value={draft.type ?? ''}
+              onChange={(_, d) => set('type', d.value)}
+              size="small"
+              className={styles.narrow}
+            >
               <option value="">Any</option>
               <option>Create</option>
               <option>Update</option>
@@ -211,6 +232,7 @@ export function OperationsPage({ session, params }: { session: Session; params: 
               value={draft.customerAccount ?? ''}
               onChange={(_, d) => set('customerAccount', d.value)}
               size="small"
+              className={styles.medium}
             />
           </Field>
           <Field label="Async customer account">
@@ -218,10 +240,16 @@ export function OperationsPage({ session, params }: { session: Session; params: 
               value={draft.asyncCustomerAccount ?? ''}
               onChange={(_, d) => set('asyncCustomerAccount', d.value)}
               size="small"
+              className={styles.medium}
             />
           </Field>
           <Field label="Error code">
-            <Input value={draft.code ?? ''} onChange={(_, d) => set('code', d.value)} size="small" />
+            <Input
+              value={draft.code ?? ''}
+              onChange={(_, d) => set('code', d.value)}
+              size="small"
+              className={styles.medium}
+            />
           </Field>
           <Field label="From">
             <Input
@@ -229,6 +257,7 @@ export function OperationsPage({ session, params }: { session: Session; params: 
               value={toLocalInput(draft.from)}
               onChange={(_, d) => set('from', fromLocalInput(d.value) ?? '')}
               size="small"
+              className={styles.wide}
             />
           </Field>
           <Field label="To">
@@ -237,6 +266,7 @@ export function OperationsPage({ session, params }: { session: Session; params: 
               value={toLocalInput(draft.to)}
               onChange={(_, d) => set('to', fromLocalInput(d.value) ?? '')}
               size="small"
+              className={styles.wide}
             />
           </Field>
         </div>
@@ -293,10 +323,10 @@ export function OperationsPage({ session, params }: { session: Session; params: 
         </Button>
         {session.canRepair && (
           <>
-            <Button size="small" disabled={selected.size === 0} onClick={() => setBulk('selected')}>
+            <Button size="small" disabled={selected.size === 0} onClick={() => ask('selected')}>
               Resync selected ({selected.size})
             </Button>
-            <Button size="small" onClick={() => setBulk('all')}>
+            <Button size="small" onClick={() => ask('all')}>
               Resync all matching
             </Button>
           </>
@@ -306,19 +336,23 @@ export function OperationsPage({ session, params }: { session: Session; params: 
       {notice && <Notice title={notice.title}>{notice.text}</Notice>}
       <ConfirmDialog
         open={bulk !== undefined}
-        title={bulk === 'all' ? 'Resync every matching operation?' : `Resync ${selected.size} operations?`}
+        title={
+          asked.mode === 'all'
+            ? 'Resync every matching operation?'
+            : `Resync ${asked.count} operation${asked.count === 1 ? '' : 's'}?`
+        }
         confirm="Resync"
         onCancel={() => setBulk(undefined)}
         onConfirm={() => void resync()}
       >
-        {bulk === 'all'
+        {asked.mode === 'all'
           ? `Every Failed operation matching the current filter (${query || 'no filter'}) goes back to Pending and is applied to HQ again. Operations that are not Failed are skipped.`
           : 'The selected Failed operations go back to Pending and are applied to HQ again. Operations that are not Failed are skipped.'}
       </ConfirmDialog>
 
       <div className={selectedId ? styles.split : undefined}>
         <div className={styles.tableWrap}>
-          <Table size="small" aria-label="Operations">
+          <Table size="small" className={styles.table} aria-label="Operations">
             <TableHeader>
               <TableRow>
                 {session.canRepair && (
@@ -351,7 +385,7 @@ export function OperationsPage({ session, params }: { session: Session; params: 
                       />
                     </TableCell>
                   )}
-                  <TableCell>
+                  <TableCell className={styles.nowrap}>
                     <Link
                       href={hrefOf(
                         'operations',
@@ -363,8 +397,8 @@ export function OperationsPage({ session, params }: { session: Session; params: 
                   </TableCell>
                   <TableCell>{op.channel}</TableCell>
                   <TableCell>{op.customerAccount ?? ''}</TableCell>
-                  <TableCell>{op.asyncCustomerAccount ?? ''}</TableCell>
-                  <TableCell>{formatTime(op.operationTimestamp)}</TableCell>
+                  <TableCell className={styles.nowrap}>{op.asyncCustomerAccount ?? ''}</TableCell>
+                  <TableCell className={styles.nowrap}>{formatTime(op.operationTimestamp)}</TableCell>
                   <TableCell>{op.type}</TableCell>
                   <TableCell>
                     <StatusBadge status={op.status} />

@@ -236,7 +236,7 @@ export function SyncErrorsPage({ session, params }: { session: Session; params: 
 
       <div className={account ? styles.split : undefined}>
         <div className={styles.tableWrap}>
-          <Table size="small" aria-label="Synchronization errors">
+          <Table size="small" className={styles.table} aria-label="Synchronization errors">
             <TableHeader>
               <TableRow>
                 <TableHeaderCell>Customer account</TableHeaderCell>
@@ -327,7 +327,7 @@ function Versions({ error }: { error: SyncError }) {
   const differences = new Map((error.differences ?? []).map((d) => [d.field, d]));
   const fields = [...new Set([...(FIELDS[error.crmTable] ?? []), ...differences.keys()])];
   return (
-    <Table size="small" aria-label="Both versions">
+    <Table size="small" className={styles.table} aria-label="Both versions">
       <TableHeader>
         <TableRow>
           <TableHeaderCell>Field</TableHeaderCell>
@@ -345,8 +345,8 @@ function Versions({ error }: { error: SyncError }) {
                 {field}
                 {d && <strong> (differs)</strong>}
               </TableCell>
-              <TableCell>{formatValue(hq)}</TableCell>
-              <TableCell>{formatValue(d ? d.crmValue : hq)}</TableCell>
+              <TableCell className={styles.wrap}>{formatValue(hq)}</TableCell>
+              <TableCell className={styles.wrap}>{formatValue(d ? d.crmValue : hq)}</TableCell>
             </TableRow>
           );
         })}
@@ -408,7 +408,7 @@ function RecordLog({ account, tick }: { account: string; tick: number }) {
       )}
       <h4 style={{ margin: 0 }}>Synchronization log</h4>
       <ProblemBar error={log.error} />
-      <Table size="small" aria-label="Synchronization log">
+      <Table size="small" className={styles.table} aria-label="Synchronization log">
         <TableHeader>
           <TableRow>
             <TableHeaderCell>At</TableHeaderCell>
