@@ -41,7 +41,12 @@ const useShellStyles = makeStyles({
   title: { fontWeight: tokens.fontWeightSemibold, fontSize: tokens.fontSizeBase400, margin: 0 },
   user: { marginLeft: 'auto', display: 'flex', alignItems: 'center', gap: tokens.spacingHorizontalS },
   nav: { padding: `0 ${tokens.spacingHorizontalL}`, borderBottom: `1px solid ${tokens.colorNeutralStroke2}` },
-  main: { padding: tokens.spacingHorizontalL, backgroundColor: tokens.colorNeutralBackground2, minHeight: '80vh' },
+  main: {
+    padding: tokens.spacingHorizontalL,
+    backgroundColor: tokens.colorNeutralBackground2,
+    minHeight: 'calc(100vh - 86px)',
+    boxSizing: 'border-box',
+  },
   center: { padding: tokens.spacingHorizontalXXL },
 });
 

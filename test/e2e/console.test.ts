@@ -306,6 +306,25 @@ describe.skipIf(!hasChromium)('the operator console in headless Chromium', () =>
     await screenshot(page, 'alerts');
   });
 
+  it('works from the keyboard alone: tab to a control, press Enter, confirm a dialog, Escape closes it', async () => {
+    const page = await signedIn('Sync.Operator', '#/jobs');
+    await page.getByRole('table', { name: 'Job runs' }).waitFor();
+    const focused = () => page.evaluate('document.activeElement && document.activeElement.getAttribute("aria-label")');
+    // Tab from the top of the page to the first Run now button.
+    for (let i = 0; i < 40 && (await focused()) !== 'Run sync-pending-operations now'; i++)
+      await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Run sync-pending-operations now');
+    await page.keyboard.press('Enter');
+    await page.getByText(/sync-pending-operations finished in/).waitFor();
+
+    await page.goto(`${stack.baseUrl}/console/#/operations?status=Failed`);
+    await page.getByRole('button', { name: 'Resync all matching' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog').getByText('Resync every matching operation?').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+  });
+
   it('a reader sees no repair controls', async () => {
     const failed = await submitted(person({ customerGroup: 'Retial' }), 'Failed');
     const page = await signedIn('Sync.Reader', `#/operations?status=Failed&op=${failed.operationId}`);
