@@ -182,7 +182,7 @@ export function OperationPane(props: {
             <TableBody>
               {op.attributes.map((a) => (
                 <TableRow key={a.name}>
-                  <TableCell className={styles.mono}>{a.name}</TableCell>
+                  <TableCell className={styles.fieldName}>{a.name}</TableCell>
                   <TableCell className={styles.wrap}>{formatValue(a.oldValue)}</TableCell>
                   <TableCell>
                     {editable ? (

@@ -341,7 +341,7 @@ function Versions({ error }: { error: SyncError }) {
           const hq = d ? d.hqValue : valueAt(customer.data, field);
           return (
             <TableRow key={field} className={d ? styles.differs : undefined}>
-              <TableCell className={styles.mono}>
+              <TableCell className={styles.fieldName}>
                 {field}
                 {d && <strong> (differs)</strong>}
               </TableCell>
