@@ -6,6 +6,7 @@ import { startAzurite } from './azurite';
 import { hostStopGraceMs } from './host-process';
 import { stopChild } from './processes';
 import { projectRoot } from './root';
+import { devToken, localSettings } from './settings';
 
 /**
  * `npm start`: Azurite (Table Storage, persisted in .local/azurite), the development Service Bus broker, the
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
     console.log(`
 Customer Sync is running (healthy after ${seconds} s)
   API          ${baseUrl}   (try: curl ${baseUrl}/health)
+  Console      ${baseUrl}/console/#token=${devToken(localSettings(root), 'Sync.Operator')}
   Dataverse    http://localhost:${PORTS.dataverse}/api/data/v9.2/   (development; any bearer token)
   Tokens       npm run --silent token -- Channel --channel web
                npm run --silent token -- Sync.Reader | Sync.Operator

@@ -1,0 +1,109 @@
+import {
+  Spinner,
+  Table,
+  TableBody,
+  TableCell,
+  TableHeader,
+  TableHeaderCell,
+  TableRow,
+} from '@fluentui/react-components';
+
+import { ApiError, get } from '../api';
+import type { Session } from '../auth';
+import { formatTime, Notice, ProblemBar, useLoad, useStyles } from '../ui';
+
+interface Rule {
+  name: string;
+  metric: string;
+  threshold: number;
+  windowMinutes: number;
+  webhookUrl?: string;
+}
+interface Firing {
+  rule: string;
+  metric: string;
+  value: number;
+  threshold: number;
+  firedAt: string;
+  resolvedAt?: string;
+}
+
+/** Alert rules and their firings (API.md "Alerts"); a service without alerts answers 404: said plainly. */
+export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
+  const styles = useStyles();
+  const { data, error, loading } = useLoad(async () => {
+    const [rules, alerts] = await Promise.all([
+      get<{ items: Rule[] }>('/alert-rules'),
+      get<{ items: Firing[] }>('/alerts'),
+    ]);
+    return { rules: rules.items, alerts: alerts.items };
+  }, []);
+  const unavailable = error instanceof ApiError && error.status === 404;
+  return (
+    <div className={styles.page}>
+      <h2>Alerts</h2>
+      {unavailable ? (
+        <Notice intent="info" title="Alerts are not available">
+          This service does not offer alerts (GET /api/alert-rules answered 404).
+        </Notice>
+      ) : (
+        <ProblemBar error={error} />
+      )}
+      {loading && <Spinner size="tiny" label="Loading…" />}
+      {data && (
+        <>
+          <h3>Rules</h3>
+          <Table size="small" className={styles.table} aria-label="Alert rules">
+            <TableHeader>
+              <TableRow>
+                <TableHeaderCell>Rule</TableHeaderCell>
+                <TableHeaderCell>Metric</TableHeaderCell>
+                <TableHeaderCell>Threshold</TableHeaderCell>
+                <TableHeaderCell>Window</TableHeaderCell>
+                <TableHeaderCell>Webhook</TableHeaderCell>
+              </TableRow>
+            </TableHeader>
+            <TableBody>
+              {data.rules.map((r) => (
+                <TableRow key={r.name}>
+                  <TableCell>{r.name}</TableCell>
+                  <TableCell>{r.metric}</TableCell>
+                  <TableCell>{r.threshold}</TableCell>
+                  <TableCell>{r.windowMinutes} min</TableCell>
+                  <TableCell className={styles.mono}>{r.webhookUrl ?? ''}</TableCell>
+                </TableRow>
+              ))}
+            </TableBody>
+          </Table>
+          {data.rules.length === 0 && <p className={styles.muted}>No alert rules.</p>}
+          <h3>Firings</h3>
+          <Table size="small" className={styles.table} aria-label="Alert firings">
+            <TableHeader>
+              <TableRow>
+                <TableHeaderCell>Rule</TableHeaderCell>
+                <TableHeaderCell>Metric</TableHeaderCell>
+                <TableHeaderCell>Value</TableHeaderCell>
+                <TableHeaderCell>Threshold</TableHeaderCell>
+                <TableHeaderCell>Fired</TableHeaderCell>
+                <TableHeaderCell>Resolved</TableHeaderCell>
+              </TableRow>
+            </TableHeader>
+            <TableBody>
+              {data.alerts.map((a) => (
+                <TableRow key={`${a.rule}-${a.firedAt}`}>
+                  <TableCell>{a.rule}</TableCell>
+                  <TableCell>{a.metric}</TableCell>
+                  <TableCell>{a.value}</TableCell>
+                  <TableCell>{a.threshold}</TableCell>
+                  <TableCell>{formatTime(a.firedAt)}</TableCell>
+                  <TableCell>{a.resolvedAt ? formatTime(a.resolvedAt) : 'Firing'}</TableCell>
+                </TableRow>
+              ))}
+            </TableBody>
+          </Table>
+          {data.alerts.length === 0 && <p className={styles.muted}>No alerts have fired.</p>}
+        </>
+      )}
+    </div>
+  );
+}
