@@ -293,16 +293,31 @@ describe.skipIf(!hasChromium)('the operator console in headless Chromium', () =>
     await screenshot(page, 'jobs');
   });
 
-  it('shows dead letters, and alerts or plainly that they are not available', async () => {
+  it('shows dead letters, and an alert rule that fired with its webhook delivery', async () => {
     const page = await signedIn('Sync.Operator', '#/dead-letters');
     await page.getByRole('table', { name: 'Dead letters' }).waitFor();
     await screenshot(page, 'dead-letters');
+
+    // A rule on failed operations fires at the next alerts run. Its webhook points at a port nothing listens on,
+    // so the delivery is shown waiting for its retry.
+    await submitted(person({ customerGroup: 'NoSuchGroup' }), 'Failed');
+    const rule = await stack.call('PUT', '/alert-rules/failures', {
+      token: operator(),
+      body: { metric: 'failedOperations', threshold: 1, windowMinutes: 60, webhookUrl: 'http://127.0.0.1:9/hook' },
+    });
+    expect(rule.status, await rule.clone().text()).toBe(200);
+    await page.getByRole('tab', { name: 'Jobs' }).click();
+    await page.getByRole('button', { name: 'Run alerts now' }).click();
+    await page.getByText(/alerts finished in/).waitFor();
+
     await page.getByRole('tab', { name: 'Alerts' }).click();
     await expect.poll(() => page.url()).toContain('#/alerts');
-    await page
-      .getByText(/Alerts are not available|Rules/)
-      .first()
-      .waitFor();
+    const rules = page.getByRole('table', { name: 'Alert rules' });
+    await expect.poll(() => rules.getByRole('row', { name: /failures/ }).textContent()).toContain('Firing');
+    const firings = page.getByRole('table', { name: 'Alert firings' });
+    await expect
+      .poll(() => firings.getByRole('row', { name: /failures/ }).textContent())
+      .toMatch(/failedOperations.*Firing.*Pending \(1 attempts/);
     await screenshot(page, 'alerts');
   });
 

@@ -8,9 +8,9 @@ import {
   TableRow,
 } from '@fluentui/react-components';
 
-import { ApiError, get } from '../api';
+import { get } from '../api';
 import type { Session } from '../auth';
-import { formatTime, Notice, ProblemBar, useLoad, useStyles } from '../ui';
+import { formatTime, ProblemBar, useLoad, useStyles } from '../ui';
 
 interface Rule {
   name: string;
@@ -18,6 +18,12 @@ interface Rule {
   threshold: number;
   windowMinutes: number;
   webhookUrl?: string;
+  firing: boolean;
+}
+interface Delivery {
+  status: 'Pending' | 'Delivered' | 'Failed';
+  attempts: number;
+  lastError?: string;
 }
 interface Firing {
   rule: string;
@@ -26,9 +32,19 @@ interface Firing {
   threshold: number;
   firedAt: string;
   resolvedAt?: string;
+  delivery?: Delivery;
+  resolutionDelivery?: Delivery;
 }
 
-/** Alert rules and their firings (API.md "Alerts"); a service without alerts answers 404: said plainly. */
+/** A webhook delivery as a word: its status, with the attempts and the last error while it is not delivered. */
+const deliveryText = (d: Delivery | undefined) =>
+  !d
+    ? ''
+    : d.status === 'Delivered'
+      ? 'Delivered'
+      : `${d.status} (${d.attempts} attempts${d.lastError ? `: ${d.lastError}` : ''})`;
+
+/** Alert rules and their firings (API.md "Alerts"), newest first. */
 export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
   const styles = useStyles();
   const { data, error, loading } = useLoad(async () => {
@@ -38,17 +54,10 @@ export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
     ]);
     return { rules: rules.items, alerts: alerts.items };
   }, []);
-  const unavailable = error instanceof ApiError && error.status === 404;
   return (
     <div className={styles.page}>
       <h2>Alerts</h2>
-      {unavailable ? (
-        <Notice intent="info" title="Alerts are not available">
-          This service does not offer alerts (GET /api/alert-rules answered 404).
-        </Notice>
-      ) : (
-        <ProblemBar error={error} />
-      )}
+      <ProblemBar error={error} />
       {loading && <Spinner size="tiny" label="Loading…" />}
       {data && (
         <>
@@ -61,6 +70,7 @@ export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
                 <TableHeaderCell>Threshold</TableHeaderCell>
                 <TableHeaderCell>Window</TableHeaderCell>
                 <TableHeaderCell>Webhook</TableHeaderCell>
+                <TableHeaderCell>State</TableHeaderCell>
               </TableRow>
             </TableHeader>
             <TableBody>
@@ -71,6 +81,7 @@ export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
                   <TableCell>{r.threshold}</TableCell>
                   <TableCell>{r.windowMinutes} min</TableCell>
                   <TableCell className={styles.mono}>{r.webhookUrl ?? ''}</TableCell>
+                  <TableCell>{r.firing ? 'Firing' : 'Quiet'}</TableCell>
                 </TableRow>
               ))}
             </TableBody>
@@ -86,6 +97,7 @@ export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
                 <TableHeaderCell>Threshold</TableHeaderCell>
                 <TableHeaderCell>Fired</TableHeaderCell>
                 <TableHeaderCell>Resolved</TableHeaderCell>
+                <TableHeaderCell>Webhook</TableHeaderCell>
               </TableRow>
             </TableHeader>
             <TableBody>
@@ -97,6 +109,9 @@ export function AlertsPage(_: { session: Session; params: URLSearchParams }) {
                   <TableCell>{a.threshold}</TableCell>
                   <TableCell>{formatTime(a.firedAt)}</TableCell>
                   <TableCell>{a.resolvedAt ? formatTime(a.resolvedAt) : 'Firing'}</TableCell>
+                  <TableCell>
+                    {[deliveryText(a.delivery), deliveryText(a.resolutionDelivery)].filter(Boolean).join('; ')}
+                  </TableCell>
                 </TableRow>
               ))}
             </TableBody>

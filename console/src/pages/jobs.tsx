@@ -17,7 +17,7 @@ import { hrefOf } from '../router';
 import type { JobRun } from '../types';
 import { formatCounts, formatDuration, formatTime, Notice, ProblemBar, useLoad, useStyles } from '../ui';
 
-/** The scheduled jobs (`alerts` is offered where the service has it: an unknown job answers 404). */
+/** The scheduled jobs, each with what it does. */
 const JOBS: { job: string; what: string }[] = [
   { job: 'sync-pending-operations', what: 'Re-rings the doorbell of every customer with work left.' },
   { job: 'crm-sync', what: 'Synchronizes coupled customers with the CRM, both ways.' },
