@@ -2,6 +2,7 @@ import { join } from 'node:path';
 
 import { app } from '@azure/functions';
 
+import { settings } from '../shared/config';
 import { consoleServer, consoleSite } from '../shared/http/console';
 
 /**
@@ -9,11 +10,15 @@ import { consoleServer, consoleSite } from '../shared/http/console';
  * A page rather than an API endpoint: no token to load it and no endpoint descriptor, so it stays out of the
  * OpenAPI document and the authorization matrix (the API calls it makes are in both).
  */
-const serve = consoleServer(join(__dirname, '..', 'console'), consoleSite(process.env));
+// Built at the first request, when the settings are read (as every entry point reads them, through settings()).
+let serve: ReturnType<typeof consoleServer> | undefined;
 
 app.http('console-get', {
   methods: ['GET'],
   route: 'console/{*path}',
   authLevel: 'anonymous',
-  handler: async (request) => serve(request.url, request.params.path ?? ''),
+  handler: async (request) => {
+    serve ??= consoleServer(join(__dirname, '..', 'console'), consoleSite(settings()));
+    return serve(request.url, request.params.path ?? '');
+  },
 });

@@ -30,6 +30,9 @@ param crmDeletionPolicy string = 'None'
 @description('Hosts alert webhooks may call (comma-separated); empty allows none.')
 param alertWebhookHosts string = ''
 
+@description('Client id of the operator console\'s single-page app registration; empty: no Entra ID sign-in yet.')
+param consoleClientId string = ''
+
 var tags = { 'azd-env-name': environmentName }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -51,6 +54,7 @@ module resources 'resources.bicep' = {
     crmConflictPolicy: crmConflictPolicy
     crmDeletionPolicy: crmDeletionPolicy
     alertWebhookHosts: alertWebhookHosts
+    consoleClientId: consoleClientId
   }
 }
 

@@ -11,6 +11,7 @@ param dataverseUrl string
 param crmConflictPolicy string
 param crmDeletionPolicy string
 param alertWebhookHosts string
+param consoleClientId string
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var appName = 'func-${token}'
@@ -135,6 +136,8 @@ resource api 'Microsoft.Web/sites@2024-04-01' = {
       CRM_CONFLICT_POLICY: crmConflictPolicy
       CRM_DELETION_POLICY: crmDeletionPolicy
       ALERT_WEBHOOK_HOSTS: alertWebhookHosts
+      CONSOLE_CLIENT_ID: consoleClientId
+      CONSOLE_TENANT_ID: authTenantId
     }
   }
 }

@@ -32,6 +32,11 @@ export const settingsSchema = z
     STORAGE_CONNECTION_STRING: z.string().min(1).optional(),
     STORAGE_TABLE_ENDPOINT: z.url().optional(),
     SERVICEBUS_CONNECTION: z.string().min(1).optional(),
+    // The operator console's Entra ID sign-in (MSAL); unset, it takes the token from its link (local).
+    CONSOLE_CLIENT_ID: z.string().min(1).optional(),
+    CONSOLE_TENANT_ID: z.string().min(1).optional(),
+    CONSOLE_AUTHORITY_HOST: z.url().default('https://login.microsoftonline.com'),
+    CONSOLE_SCOPE: z.string().min(1).optional(),
     // A user-assigned managed identity's client id; unset, the system-assigned one.
     AZURE_CLIENT_ID: z.string().min(1).optional(),
     SERVICEBUS_CONNECTION__fullyQualifiedNamespace: z

@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 
-import { z } from 'zod';
-
+import type { Settings } from '../config';
 import type { HttpResult } from './problem';
 
 /**
@@ -19,14 +18,6 @@ import type { HttpResult } from './problem';
  * identity platform; the page cannot be framed.
  */
 
-const consoleSettingsSchema = z.object({
-  CONSOLE_CLIENT_ID: z.string().min(1).optional(),
-  CONSOLE_TENANT_ID: z.string().min(1).optional(),
-  CONSOLE_AUTHORITY_HOST: z.url().default('https://login.microsoftonline.com'),
-  CONSOLE_SCOPE: z.string().min(1).optional(),
-  AUTH_AUDIENCE: z.string().optional(),
-});
-
 /** What the page is told about sign-in, in a `<meta name="console-config">` of index.html. */
 export type ConsoleConfig =
   { signIn: 'token' } | { signIn: 'entra'; clientId: string; authority: string; scopes: string[] };
@@ -41,13 +32,15 @@ export interface ConsoleSite {
  * The console's sign-in settings: Entra ID (MSAL, authorization code with PKCE) when `CONSOLE_CLIENT_ID` and
  * `CONSOLE_TENANT_ID` are set, else the token in the link's fragment (local development).
  */
-export function consoleSite(env: Record<string, string | undefined>): ConsoleSite {
-  const parsed = consoleSettingsSchema.safeParse(env);
-  if (!parsed.success) throw new Error(`Console settings: ${z.prettifyError(parsed.error)}`);
-  const s = parsed.data;
+export function consoleSite(
+  s: Pick<
+    Settings,
+    'CONSOLE_CLIENT_ID' | 'CONSOLE_TENANT_ID' | 'CONSOLE_AUTHORITY_HOST' | 'CONSOLE_SCOPE' | 'AUTH_AUDIENCE'
+  >,
+): ConsoleSite {
   if (!s.CONSOLE_CLIENT_ID || !s.CONSOLE_TENANT_ID) return { config: { signIn: 'token' }, identityOrigins: [] };
   const host = new URL(s.CONSOLE_AUTHORITY_HOST);
-  const scope = s.CONSOLE_SCOPE ?? `${s.AUTH_AUDIENCE ?? 'api://customer-sync'}/.default`;
+  const scope = s.CONSOLE_SCOPE ?? `${s.AUTH_AUDIENCE}/.default`;
   return {
     config: {
       signIn: 'entra',

@@ -8,13 +8,10 @@ import { consoleServer, consoleSite, contentSecurityPolicy } from '../../shared/
 
 describe('the operator console page', () => {
   it('signs in with the link’s token unless Entra ID is configured, then with MSAL against the tenant', () => {
-    expect(consoleSite({}).config).toEqual({ signIn: 'token' });
-    expect(consoleSite({ CONSOLE_CLIENT_ID: 'c' }).config).toEqual({ signIn: 'token' }); // no tenant: not configured
-    const entra = consoleSite({
-      CONSOLE_CLIENT_ID: 'client',
-      CONSOLE_TENANT_ID: 'contoso.dk',
-      AUTH_AUDIENCE: 'api://cs',
-    });
+    const unset = { CONSOLE_AUTHORITY_HOST: 'https://login.microsoftonline.com', AUTH_AUDIENCE: 'api://cs' };
+    expect(consoleSite(unset).config).toEqual({ signIn: 'token' });
+    expect(consoleSite({ ...unset, CONSOLE_CLIENT_ID: 'c' }).config).toEqual({ signIn: 'token' }); // no tenant
+    const entra = consoleSite({ ...unset, CONSOLE_CLIENT_ID: 'client', CONSOLE_TENANT_ID: 'contoso.dk' });
     expect(entra.config).toEqual({
       signIn: 'entra',
       clientId: 'client',
@@ -22,7 +19,6 @@ describe('the operator console page', () => {
       scopes: ['api://cs/.default'],
     });
     expect(entra.identityOrigins).toEqual(['https://login.microsoftonline.com']);
-    expect(() => consoleSite({ CONSOLE_AUTHORITY_HOST: 'not a url' })).toThrow(/CONSOLE_AUTHORITY_HOST/);
   });
 
   it('allows no inline script, connects only to itself and the identity platform, and cannot be framed', () => {
@@ -45,7 +41,7 @@ describe('the operator console page', () => {
     );
     writeFileSync(join(dir, 'assets', 'console-ABCDEFGH.js'), 'export {}');
     writeFileSync(join(dir, 'favicon.svg'), '<svg/>');
-    const serve = consoleServer(dir, consoleSite({}));
+    const serve = consoleServer(dir, { config: { signIn: 'token' }, identityOrigins: [] });
 
     const one = serve('http://h/api/console/', '');
     const two = serve('http://h/api/console/', '');

@@ -136,4 +136,9 @@ describe('settings', () => {
       'SERVICEBUS_CONNECTION__fullyQualifiedNamespace',
     );
   });
+
+  it('reads the console’s sign-in settings, refusing an authority host that is not a URL', () => {
+    expect(parseSettings(required)).toMatchObject({ CONSOLE_AUTHORITY_HOST: 'https://login.microsoftonline.com' });
+    expect(problemsOf({ ...required, CONSOLE_AUTHORITY_HOST: 'not a url' })).toContain('CONSOLE_AUTHORITY_HOST');
+  });
 });
