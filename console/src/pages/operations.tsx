@@ -365,12 +365,13 @@ export function OperationsPage({ session, params }: { session: Session; params: 
                   </TableHeaderCell>
                 )}
                 <TableHeaderCell>Operation</TableHeaderCell>
+                {/* Second, so that it stays in view beside the detail pane. */}
+                <TableHeaderCell>Sync status</TableHeaderCell>
                 <TableHeaderCell>Channel</TableHeaderCell>
                 <TableHeaderCell>Customer account</TableHeaderCell>
                 <TableHeaderCell>Async customer account</TableHeaderCell>
                 <TableHeaderCell>Operation timestamp</TableHeaderCell>
                 <TableHeaderCell>Type</TableHeaderCell>
-                <TableHeaderCell>Sync status</TableHeaderCell>
               </TableRow>
             </TableHeader>
             <TableBody>
@@ -395,14 +396,14 @@ export function OperationsPage({ session, params }: { session: Session; params: 
                       {op.operationId}
                     </Link>
                   </TableCell>
+                  <TableCell>
+                    <StatusBadge status={op.status} />
+                  </TableCell>
                   <TableCell>{op.channel}</TableCell>
                   <TableCell>{op.customerAccount ?? ''}</TableCell>
                   <TableCell className={styles.nowrap}>{op.asyncCustomerAccount ?? ''}</TableCell>
                   <TableCell className={styles.nowrap}>{formatTime(op.operationTimestamp)}</TableCell>
                   <TableCell>{op.type}</TableCell>
-                  <TableCell>
-                    <StatusBadge status={op.status} />
-                  </TableCell>
                 </TableRow>
               ))}
             </TableBody>
