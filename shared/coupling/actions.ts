@@ -1,4 +1,5 @@
 import {
+  ACTION_CLAIM_MS,
   type ActionRequest,
   ACTIONS_FOR,
   isCoupled,
@@ -8,7 +9,7 @@ import {
   type SyncErrorKind,
   type SyncRecord,
 } from '../domain/coupling';
-import type { CrmRow } from '../domain/crm';
+import { BudgetSpent, type CrmRow } from '../domain/crm';
 import { crmSnapshot, MAPPINGS } from '../domain/crm-mapping';
 import { DomainError } from '../domain/errors';
 import type { CustomerRecord } from '../domain/operation';
@@ -18,7 +19,16 @@ import type { SyncContext } from '../operations/context';
 import { resyncOperation } from '../operations/repair';
 import { appendLog, isAlive, saveRecord } from './records';
 import { couplingSettings } from './settings';
-import { applyDecision, type Coupled, decidePair, mapBounded, settleDeletion, syncPair, SyncRun } from './sync';
+import {
+  applyDecision,
+  type Coupled,
+  decidePair,
+  hqAhead,
+  mapBounded,
+  settleDeletion,
+  syncPair,
+  SyncRun,
+} from './sync';
 
 export interface ActionAnswer {
   /** The HQ operation the action submitted, when there is one. */
@@ -66,19 +76,54 @@ export async function settleSyncError(
         `${request.action} does not fit a ${kind} error; it offers ${ACTIONS_FOR[kind].join(', ')}.`,
       );
     }
-    const run = new SyncRun(ctx, settings, { by });
+    // An action's CRM requests end well within its claim, so a claim never lapses while its action still writes.
+    const run = new SyncRun(ctx, { ...settings, budgetMs: Math.min(settings.budgetMs, ACTION_BUDGET_MS) }, { by });
+    let claimed: Versioned<Coupled>;
     try {
       if (request.action === 'Retry') return await retry(run, stored as Versioned<SyncRecord & { error: SyncError }>);
-      const claimed = await claim(run, stored, request);
-      return request.action === 'Synchronize'
-        ? await synchronize(run, claimed, request.use)
-        : await restoreOrDelete(run, claimed, request.action);
+      claimed = await claim(run, stored, request);
     } catch (error) {
       if (!isWriteConflict(error)) throw error;
-      // Another operator, the sync job or an app changed something meanwhile: look again.
+      continue; // another operator, the sync job or an app changed the record meanwhile: look again
     }
+    return settleClaimed(run, claimed, request);
   }
   throw new DomainError('INVALID_STATE', `The record of '${account}' kept changing; try again.`);
+}
+
+/** How long an action may wait for the CRM: half its claim. */
+const ACTION_BUDGET_MS = ACTION_CLAIM_MS / 2;
+
+/**
+ * Carries out a claimed action. If an app changed between the action's reads and its conditional writes, the
+ * record is synchronized afresh under the action's own claim (SYNC_ERROR_CHANGED). If the action fails
+ * otherwise (the CRM unreachable), its claim is withdrawn, so that nobody waits for it to lapse.
+ */
+async function settleClaimed(run: SyncRun, claimed: Versioned<Coupled>, request: ActionRequest) {
+  const { ctx } = run;
+  try {
+    return request.action === 'Synchronize'
+      ? await synchronize(run, claimed, request.use)
+      : await restoreOrDelete(run, claimed, request.action as 'Restore' | 'Delete');
+  } catch (error) {
+    const now = await ctx.store.syncRecords.get(claimed.value.customerKey);
+    const ours = now?.value.action && !now.value.action.done && now.value.action.at === run.at;
+    if (isWriteConflict(error) && now && ours) {
+      const { hq, row } = await readBoth(run, now.value as Coupled);
+      return refresh(run, now as Versioned<Coupled>, hq, row).catch((again: unknown) => {
+        if (!isWriteConflict(again)) throw again;
+        throw new DomainError('SYNC_ERROR_CHANGED', 'The record kept changing while it was settled; look again.');
+      });
+    }
+    if (now && ours && !(error instanceof DomainError)) {
+      const { action: _withdrawn, ...released } = now.value;
+      await ctx.store.syncRecords.save(released, now.etag).catch(() => undefined); // it lapses otherwise
+    }
+    if (error instanceof BudgetSpent) {
+      throw new DomainError('SERVICE_UNAVAILABLE', 'The CRM did not answer in time; nothing was settled. Try again.');
+    }
+    throw error;
+  }
 }
 
 /** Marks the record as being settled by this action, before either app is touched. */
@@ -134,6 +179,8 @@ async function synchronize(run: SyncRun, stored: Versioned<Coupled>, use: 'hq' |
   const record = stored.value;
   const { hq, row } = await readBoth(run, record);
   if (!isAlive(hq?.value) || !row) return refresh(run, stored, hq, row);
+  // HQ edits accepted but not applied yet were not part of the error: the operator has not seen them.
+  if (await hqAhead(run.ctx, hq.value)) return refresh(run, stored, hq, row);
   const crmValues = crmSnapshot(MAPPINGS[record.crmTable], row.columns);
   const now = await decidePair(run, record, hq.value, crmValues, 'None');
   const same =
@@ -156,8 +203,13 @@ async function restoreOrDelete(
 ): Promise<ActionAnswer> {
   const record = stored.value;
   const { hq, row } = await readBoth(run, record);
-  const stillDeleted = record.error!.kind === 'DeletedInCrm' ? isAlive(hq?.value) && !row : !isAlive(hq?.value) && row;
-  if (!stillDeleted || !isCoupled(record)) return refresh(run, stored, hq, row);
+  const { kind, seen } = record.error!;
+  // One side still deleted, and the other still as the error saw it (a version recorded with the error).
+  const unchanged =
+    kind === 'DeletedInCrm'
+      ? isAlive(hq?.value) && !row && (seen?.hqVersion === undefined || hq.value.version === seen.hqVersion)
+      : !isAlive(hq?.value) && row && (seen?.crmVersion === undefined || row.version === seen.crmVersion);
+  if (!unchanged || !isCoupled(record)) return refresh(run, stored, hq, row);
   const operationId = await settleDeletion(run, stored, hq?.value, row, 'ToCrm', action);
   return operationId ? { operationId } : {};
 }

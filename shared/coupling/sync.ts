@@ -192,7 +192,10 @@ async function syncBothWays(run: SyncRun): Promise<boolean> {
     await syncCustomer(run, key, change);
     // Not before: the CRM changes seen while the record waited were left for this look, and a run that stops
     // first leaves the record listed, so that the next run looks again. Unless it waits again.
-    if (change.settle && !(await ctx.store.syncRecords.get(key))?.value.awaiting) await state.settled(key);
+    if (change.settle) {
+      const record = (await ctx.store.syncRecords.get(key))?.value;
+      if (!record?.awaiting && !isSettling(record, ctx.clock())) await state.settled(key);
+    }
   };
 
   const deltaLinks: CrmCursor['deltaLinks'] = {};
@@ -351,8 +354,10 @@ async function syncOnce(run: SyncRun, customerKey: string, change: Change): Prom
   const stored = await ctx.store.syncRecords.get(customerKey);
   const record = stored?.value;
   if (record?.skipped) return run.count(change.direction, 'skipped');
-  // An operator is settling the record's error right now: the action synchronizes it.
-  if (record?.decoupled || record?.awaiting || isSettling(record, ctx.clock())) return;
+  if (record?.decoupled || record?.awaiting) return;
+  // An operator is settling the record's error right now: the next run looks at it again, when the action is done
+  // (what changed meanwhile, and the action did not see, is synchronized then).
+  if (isSettling(record, ctx.clock())) return ctx.store.crmSyncState.await(customerKey);
   // Decided before HQ is read: a run that follows a large one sees each of its writes come back once.
   if (isCoupled(record) && isEcho(record, change)) return;
   const found = await ctx.store.customers.getRecord(customerKey);
@@ -591,7 +596,10 @@ const resolvedBy = (run: SyncRun, policy: ConflictPolicy) =>
  * The HQ customer as it will be once the edits HQ has accepted but not applied yet are applied, if there are any.
  * Earlier operations from the CRM are left out: a new change from the CRM comes after them and supersedes them.
  */
-async function hqAhead(ctx: SyncContext, hq: CustomerRecord & { customer: Customer }): Promise<Customer | undefined> {
+export async function hqAhead(
+  ctx: SyncContext,
+  hq: CustomerRecord & { customer: Customer },
+): Promise<Customer | undefined> {
   const seqs: number[] = [];
   for (let seq = hq.appliedThrough + 1; seq < hq.nextSeq && seqs.length < 100; seq++) seqs.push(seq);
   const ops = await Promise.all(seqs.map((seq) => ctx.store.customers.getOperationHead(hq.customerKey, seq)));
@@ -735,7 +743,9 @@ export async function settleDeletion(
   }
   const kind = hqExists ? 'DeletedInCrm' : 'DeletedInHq';
   const message = `The ${hqExists ? 'CRM row' : 'HQ customer'} was deleted; the ${hqExists ? 'HQ customer' : 'CRM row'} still exists.`;
-  await saveRecord(ctx, withError(record, { kind, message, hqExists, crmExists }, run.at), stored);
+  // The surviving side's version: Restore or Delete acts only on it as it is now.
+  const seen = hqExists ? { hqVersion: hq.version } : { crmVersion: row!.version };
+  await saveRecord(ctx, withError(record, { kind, message, hqExists, crmExists, seen }, run.at), stored);
   run.count(changed === 'ToCrm' && !hqExists ? 'ToCrm' : direction, 'failed');
   await appendLog(ctx, record.customerKey, run.log(direction, 'Failed', message));
 }

@@ -33,6 +33,8 @@ export interface SyncError {
   differences?: Difference[];
   /** The row the error is about when the record is not coupled with it (the first of several matches). */
   crmId?: string;
+  /** The versions the error was recorded against (of the side that still exists, for a deletion). */
+  seen?: { hqVersion?: number; crmVersion?: string };
 }
 
 /** The version *Synchronize* keeps: HQ's, written to the CRM, or the CRM's, submitted to HQ. */

@@ -77,7 +77,12 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       if (!isWriteConflict(error) || error.reason !== 'exists') throw error;
       // Already there: a replayed idempotent request, or the SDK retrying a commit that did land (its first
       // answer was lost). Otherwise a (50-bit) collision with another customer: take a new account.
-      if (input.idempotency) break;
+      if (input.idempotency) {
+        // The first request may have died before indexing it: indexed now while Pending (as for an edit's replay).
+        const first = await ctx.store.customers.getOperation(customerKey, 1);
+        if (first?.value.status === 'Pending') await ctx.store.operationIndex.put(first.value);
+        break;
+      }
       if (await isOurs(ctx, customerKey, 1, requestId)) {
         await ctx.store.operationIndex.put(operation);
         break;

@@ -271,6 +271,94 @@ describe('an action against apps that changed since the error', () => {
   });
 });
 
+describe('an action never overwrites what it did not see', () => {
+  it('Synchronize(crm) while HQ has an edit accepted but not applied: refused, the edit kept', async () => {
+    const { ctx: c2, customer } = await conflicted();
+    // Accepted, not applied (its doorbell is not processed).
+    await submitEdit(c2, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 9999' } });
+    await failsWith(
+      settleSyncError(c2, customer.customerAccount, { action: 'Synchronize', use: 'crm' }, 'alice'),
+      'SYNC_ERROR_CHANGED',
+    );
+    const record = (await c2.store.customers.getRecord(customer.asyncCustomerAccount!))!.value;
+    const ops = [];
+    for (let seq = 1; seq < record.nextSeq; seq++)
+      ops.push(await c2.store.customers.getOperationHead(record.customerKey, seq));
+    expect(ops.filter((op) => op?.channel === 'crm')).toEqual([]);
+  });
+
+  it('Delete of a customer edited in HQ since its row was deleted: refused, the customer kept', async () => {
+    const { ctx: c2, doorbell: d2, crmUser: user } = await setup();
+    await sync(c2);
+    const customer = await createdCustomer(c2, d2);
+    await sync(c2);
+    await user.deleteRecord({ collection: 'contacts', key: rowIdFor(customer.asyncCustomerAccount!) });
+    await sync(c2);
+    await submitEdit(c2, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 5555' } });
+    await drain(c2, d2);
+    await failsWith(settleSyncError(c2, customer.customerAccount, { action: 'Delete' }, 'alice'), 'SYNC_ERROR_CHANGED');
+    await drain(c2, d2);
+    expect((await getCustomer(c2, customer.customerAccount)).customer.phone).toBe('+45 5555');
+    // Looked at again (the error now names the customer as it is), the operator's Delete goes through.
+    expect((await syncErrorsPage(c2, 'DeletedInCrm', 10)).items).toHaveLength(1);
+    await settleSyncError(c2, customer.customerAccount, { action: 'Delete' }, 'alice');
+    await drain(c2, d2);
+    await failsWith(getCustomer(c2, customer.customerAccount), 'NOT_FOUND');
+  });
+
+  it('a CRM edit between the action’s read and its write: nothing overwritten, the claim not left behind', async () => {
+    const { ctx: c2, customer, id, crmUser: user, dv: dv2 } = await conflicted();
+    // The CRM user saves just before the action's conditional write.
+    const coupling = c2.coupling!;
+    const sneaky = {
+      ...coupling,
+      crm: (deadline: number) => {
+        const session = coupling.crm(deadline);
+        return {
+          ...session,
+          get: session.get.bind(session),
+          find: session.find.bind(session),
+          changes: session.changes.bind(session),
+          create: session.create.bind(session),
+          remove: session.remove.bind(session),
+          update: async (...args: Parameters<typeof session.update>) => {
+            await user.update({ collection: 'contacts', key: id, data: { telephone1: '+45 7777' } });
+            return session.update(...args);
+          },
+        };
+      },
+    };
+    const c3 = { ...c2, coupling: sneaky };
+    await failsWith(
+      settleSyncError(c3, customer.customerAccount, { action: 'Synchronize', use: 'hq' }, 'alice'),
+      'SYNC_ERROR_CHANGED',
+    );
+    expect(dv2.row('contacts', id)).toMatchObject({ telephone1: '+45 7777' });
+    const record = (await c2.store.syncRecords.get(customer.asyncCustomerAccount!))!.value;
+    expect(record.action?.done ?? true).toBe(true); // no claim left to lapse
+    expect(record.error?.differences).toEqual([
+      { field: 'phone', crmField: 'telephone1', hqValue: '+45 1111', crmValue: '+45 7777' },
+    ]);
+  });
+
+  it('the sync job leaves a record being settled alone, and looks at it again at its next run', async () => {
+    const { ctx: c2, customer, crmUser: user, id } = await conflicted();
+    const stored = (await c2.store.syncRecords.get(customer.asyncCustomerAccount!))!;
+    const claim = {
+      action: 'Synchronize' as const,
+      use: 'hq' as const,
+      by: 'alice',
+      at: new Date().toISOString(),
+      done: false,
+    };
+    await c2.store.syncRecords.save({ ...stored.value, action: claim }, stored.etag);
+    await user.update({ collection: 'contacts', key: id, data: { address1_city: 'Vejle' } });
+    await sync(c2);
+    expect((await c2.store.syncRecords.get(customer.asyncCustomerAccount!))!.value.action).toEqual(claim);
+    expect(await c2.store.crmSyncState.awaiting()).toContain(customer.asyncCustomerAccount);
+  });
+});
+
 describe('actions are done once', () => {
   const crmOperations = async (c: SyncContext, key: string) => {
     const record = (await c.store.customers.getRecord(key))!.value;
