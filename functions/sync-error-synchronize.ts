@@ -17,6 +17,6 @@ const syncErrorSynchronize = endpoint({
   responses: { 202: { description: 'Synchronized (crm: the HQ operation is Pending)', schema: actionAnswerSchema } },
   problems: [404, 409],
   handle: async ({ params, body, principal, ctx }) =>
-    json(202, await settleSyncError(ctx, params.account, { action: 'Synchronize', use: body.use }, principal.subject)),
+    json(202, await settleSyncError(ctx, params.account, { action: 'Synchronize', ...body }, principal.subject)),
 });
 app.http(syncErrorSynchronize.name, syncErrorSynchronize.trigger);

@@ -58,10 +58,18 @@ export async function settleSyncError(
     const stored = await ctx.store.syncRecords.get(customer.customerKey);
     const record = stored?.value;
     const taken = record?.action;
+    const chosenOn = 'failedOn' in request ? request.failedOn : undefined;
+    // Done already (a double click, a client's retry): the same answer, also if a newer error came since.
+    if (taken?.done && sameRequest(taken, request) && (!record?.error || chosenOn))
+      return taken.operationId ? { operationId: taken.operationId } : {};
     if (!stored || !record?.error) {
-      if (taken?.done && sameRequest(taken, request))
-        return taken.operationId ? { operationId: taken.operationId } : {};
       throw new DomainError('NOT_FOUND', `Customer '${account}' has no synchronization error.`);
+    }
+    if (chosenOn && chosenOn !== record.error.failedOn) {
+      throw new DomainError(
+        'SYNC_ERROR_CHANGED',
+        `The error chosen on (recorded ${chosenOn}) is no longer the record's error; it now shows: ${record.error.message}`,
+      );
     }
     if (isSettling(record, ctx.clock())) {
       throw new DomainError(
@@ -133,6 +141,7 @@ async function claim(run: SyncRun, stored: Versioned<SyncRecord>, request: Actio
     ...('use' in request ? { use: request.use } : {}),
     ...(run.by ? { by: run.by } : {}),
     at: run.at,
+    failedOn: stored.value.error!.failedOn,
     done: false,
   };
   const value = { ...stored.value, action: run.action } as Coupled;
@@ -154,7 +163,13 @@ async function retry(run: SyncRun, stored: Versioned<SyncRecord & { error: SyncE
     ...record,
     repeats: 0,
     skipped: false,
-    action: { action: 'Retry', ...(run.by ? { by: run.by } : {}), at: run.at, done: true },
+    action: {
+      action: 'Retry',
+      ...(run.by ? { by: run.by } : {}),
+      at: run.at,
+      failedOn: record.error.failedOn,
+      done: true,
+    },
   };
   delete next.error;
   await saveRecord(ctx, next, stored);
@@ -236,11 +251,19 @@ async function refresh(
 }
 
 /**
- * Retry all (optionally of one kind): every listed error whose record still has it, and that no operator is
- * settling, is retried, `parallelism` at a time. A record changed meanwhile is left as it now is.
+ * Retry all (optionally of one kind): every listed error that Retry fits (not a deletion: Restore or Delete
+ * settles those), whose record still has it and that no operator is settling, is retried, `parallelism` at a
+ * time. A record changed meanwhile is left as it now is.
  */
 export async function retryAll(ctx: SyncContext, kind: SyncErrorKind | undefined, by?: string) {
   const settings = couplingSettings(ctx);
+  const retriable = (k: SyncErrorKind) => ACTIONS_FOR[k].includes('Retry');
+  if (kind && !retriable(kind)) {
+    throw new DomainError(
+      'INVALID_STATE',
+      `Retry does not fit ${kind} errors; they offer ${ACTIONS_FOR[kind].join(', ')}.`,
+    );
+  }
   const run = new SyncRun(ctx, settings, { by });
   let accepted = 0;
   let after: string | undefined;
@@ -252,7 +275,7 @@ export async function retryAll(ctx: SyncContext, kind: SyncErrorKind | undefined
       if (!stored || !error || error.kind !== entry.kind || error.failedOn !== entry.failedOn) {
         return ctx.store.syncErrors.remove(entry); // left by a crash between writes
       }
-      if (isSettling(stored.value, ctx.clock())) return;
+      if (!retriable(error.kind) || isSettling(stored.value, ctx.clock())) return; // a deletion is settled otherwise
       try {
         await retry(run, stored as Versioned<SyncRecord & { error: SyncError }>);
         accepted++;

@@ -63,26 +63,34 @@ export function withError(
 ): SyncRecord {
   const next: SyncError = { ...error, failedOn: at };
   const repeats = !transient && sameError(record.error, next) ? record.repeats + 1 : 1;
-  const { action: _settledEarlier, ...rest } = record; // a new error: the last action no longer answers for it
-  return {
-    ...rest,
+  return withoutClaim({
+    ...record,
     error: next,
     repeats,
     skipped: !transient && repeats >= 2,
     lastSyncedAt: at,
     lastSyncResult: 'Failure',
-  };
+  });
 }
 
 /**
- * The record after a successful synchronization: no error, nothing skipped. An operator action that settled it
- * stays (it answers a repeated request); a claim left by an action that died halfway goes.
+ * An operator action stays on the record once done: it answers a repeat of its request (one naming the error it
+ * settled, if a newer error came since). A claim is dropped by whatever synchronizes the record instead (an
+ * action that died halfway, or found the apps changed).
  */
+const withoutClaim = (record: SyncRecord): SyncRecord => {
+  if (record.action && !record.action.done) {
+    const { action: _claim, ...rest } = record;
+    return rest;
+  }
+  return record;
+};
+
+/** The record after a successful synchronization: no error, nothing skipped (and no claim, see withoutClaim). */
 export function withSuccess(record: SyncRecord, at: string): SyncRecord {
   const next = { ...record, repeats: 0, skipped: false, lastSyncedAt: at, lastSyncResult: 'Success' as const };
   delete next.error;
-  if (next.action && !next.action.done) delete next.action;
-  return next;
+  return withoutClaim(next);
 }
 
 export async function appendLog(ctx: SyncContext, customerKey: string, ...entries: SyncLogEntry[]): Promise<void> {

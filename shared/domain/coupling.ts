@@ -41,7 +41,10 @@ export interface SyncError {
 export type SyncSide = 'hq' | 'crm';
 
 /** A repair action an operator asks for on one record (API.md *Coupled data synchronization errors*). */
-export type ActionRequest = { action: 'Retry' | 'Restore' | 'Delete' } | { action: 'Synchronize'; use: SyncSide };
+export type ActionRequest =
+  | { action: 'Retry' | 'Restore' | 'Delete' }
+  /** `failedOn`: the error the operator chose on; a newer one is not settled with that choice. */
+  | { action: 'Synchronize'; use: SyncSide; failedOn?: string };
 
 /**
  * The operator action that is settling the record's error (`done` false: it claimed the record before touching
@@ -53,6 +56,8 @@ export interface SyncActionTaken {
   use?: SyncSide;
   by?: string;
   at: string;
+  /** The error it settles (its `failedOn`). */
+  failedOn: string;
   done: boolean;
   operationId?: string;
 }
@@ -63,8 +68,11 @@ export const ACTION_CLAIM_MS = 120_000;
 export const isSettling = (record: Pick<SyncRecord, 'action'> | undefined, now: Date) =>
   Boolean(record?.action && !record.action.done && Date.parse(record.action.at) + ACTION_CLAIM_MS > now.getTime());
 
+/** Whether a request is the one an action carried out (a repeat); with `failedOn`, for the same error too. */
 export const sameRequest = (taken: SyncActionTaken, request: ActionRequest) =>
-  taken.action === request.action && taken.use === ('use' in request ? request.use : undefined);
+  taken.action === request.action &&
+  taken.use === ('use' in request ? request.use : undefined) &&
+  (!('failedOn' in request) || request.failedOn === undefined || request.failedOn === taken.failedOn);
 
 export type SyncLogDirection = 'ToCrm' | 'FromCrm';
 export type SyncResult =

@@ -64,6 +64,10 @@ export const syncLogQuerySchema = z.strictObject({ top, continuationToken });
 
 export const synchronizeBodySchema = z.strictObject({
   use: z.enum(['hq', 'crm']).describe('hq: HQ’s values are written to the CRM row; crm: the CRM’s are submitted to HQ'),
+  failedOn: z.iso
+    .datetime()
+    .optional()
+    .describe('The `failedOn` of the error the choice was made on: a newer error is not settled with it (409)'),
 });
 
 export const retryAllBodySchema = z.strictObject({

@@ -349,6 +349,7 @@ describe('an action never overwrites what it did not see', () => {
       use: 'hq' as const,
       by: 'alice',
       at: new Date().toISOString(),
+      failedOn: stored.value.error!.failedOn,
       done: false,
     };
     await c2.store.syncRecords.save({ ...stored.value, action: claim }, stored.etag);
@@ -375,6 +376,28 @@ describe('actions are done once', () => {
     expect(await crmOperations(c2, customer.asyncCustomerAccount!)).toHaveLength(1);
     // Another action on the settled record: there is no error to act on.
     await failsWith(settleSyncError(c2, customer.customerAccount, { action: 'Retry' }, 'bob'), 'NOT_FOUND');
+  });
+
+  it('a choice made on an error that is no longer the record’s is refused; its repeat after success is answered', async () => {
+    const { ctx: c2, doorbell: d2, customer, crmUser: user, id, dv: dv2 } = await conflicted();
+    const [seen] = (await syncErrorsPage(c2, undefined, 10)).items;
+    const choice = { action: 'Synchronize' as const, use: 'hq' as const, failedOn: seen!.failedOn };
+    await failsWith(
+      settleSyncError(c2, customer.customerAccount, { ...choice, failedOn: '2020-01-01T00:00:00.000Z' }, 'alice'),
+      'SYNC_ERROR_CHANGED',
+    );
+    const first = await settleSyncError(c2, customer.customerAccount, choice, 'alice');
+    // The apps diverge again and a run records a new conflict; the first request, repeated, is answered as it was.
+    await user.update({ collection: 'contacts', key: id, data: { telephone1: '+45 4444' } });
+    await submitEdit(c2, { channel: 'web', account: customer.customerAccount, patch: { phone: '+45 3333' } });
+    await drain(c2, d2);
+    await sync(c2);
+    const before = writes(dv2);
+    expect(await settleSyncError(c2, customer.customerAccount, choice, 'alice')).toEqual(first);
+    expect(writes(dv2)).toBe(before);
+    expect((await syncErrorsPage(c2, undefined, 10)).items).toEqual([
+      expect.objectContaining({ kind: 'ModifiedInBoth' }),
+    ]);
   });
 
   it('two operators choosing different versions at once: one wins, the other is told, one app is written', async () => {

@@ -75,14 +75,14 @@ function actionsOf(e: SyncError): Action[] {
         confirm: 'Use HQ version',
         title: `Use the HQ version of ${e.customerAccount}?`,
         what: `HQ's values of ${fields || 'the differing fields'} are written to the CRM row ${row} now. ${hq} is not changed.`,
-        run: () => api('POST', `${base}/synchronize`, { body: { use: 'hq' } }),
+        run: () => api('POST', `${base}/synchronize`, { body: { use: 'hq', failedOn: e.failedOn } }),
       });
       actions.push({
         label: 'Use CRM version',
         confirm: 'Use CRM version',
         title: `Use the CRM version of ${e.customerAccount}?`,
         what: `The CRM row's values of ${fields || 'the differing fields'} are submitted to ${hq} as an operation from the channel crm. The CRM row ${row} is not changed.`,
-        run: () => api('POST', `${base}/synchronize`, { body: { use: 'crm' } }),
+        run: () => api('POST', `${base}/synchronize`, { body: { use: 'crm', failedOn: e.failedOn } }),
       });
     } else if (action === 'Retry') {
       actions.push({
