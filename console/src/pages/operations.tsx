@@ -25,6 +25,20 @@ import { OperationPane } from './operation-pane';
 /** The filter keys GET /api/operations takes (besides field/value pairs), as the URL keeps them. */
 const KEYS = ['channel', 'status', 'type', 'customerAccount', 'asyncCustomerAccount', 'from', 'to', 'code'] as const;
 type Key = (typeof KEYS)[number];
+
+/** The filter controls, in the order they are shown: a text, a choice or a time for each query key. */
+const FILTERS: ({ key: Key; label: string } & (
+  { kind: 'text'; width: 'narrow' | 'medium' } | { kind: 'choice'; options: string[] } | { kind: 'time' }
+))[] = [
+  { key: 'channel', label: 'Channel', kind: 'text', width: 'narrow' },
+  { key: 'status', label: 'Status', kind: 'choice', options: ['Pending', 'Synced', 'Failed'] },
+  { key: 'type', label: 'Type', kind: 'choice', options: ['Create', 'Update', 'Delete'] },
+  { key: 'customerAccount', label: 'Customer account', kind: 'text', width: 'medium' },
+  { key: 'asyncCustomerAccount', label: 'Async customer account', kind: 'text', width: 'medium' },
+  { key: 'code', label: 'Error code', kind: 'text', width: 'medium' },
+  { key: 'from', label: 'From', kind: 'time' },
+  { key: 'to', label: 'To', kind: 'time' },
+];
 type Filter = Partial<Record<Key, string>> & { pairs: { field: string; value: string }[] };
 
 function filterOf(params: URLSearchParams): Filter {
@@ -193,82 +207,38 @@ export function OperationsPage({ session, params }: { session: Session; params: 
       <h2>Customer synchronization status</h2>
       <form className={styles.page} onSubmit={apply} aria-label="Filter operations">
         <div className={styles.row}>
-          <Field label="Channel">
-            <Input
-              value={draft.channel ?? ''}
-              onChange={(_, d) => set('channel', d.value)}
-              size="small"
-              className={styles.narrow}
-            />
-          </Field>
-          <Field label="Status">
-            <Select
-              value={draft.status ?? ''}
-              onChange={(_, d) => set('status', d.value)}
-              size="small"
-              className={styles.narrow}
-            >
-              <option value="">Any</option>
-              <option>Pending</option>
-              <option>Synced</option>
-              <option>Failed</option>
-            </Select>
-          </Field>
-          <Field label="Type">
-            <Select
-              value={draft.type ?? ''}
-              onChange={(_, d) => set('type', d.value)}
-              size="small"
-              className={styles.narrow}
-            >
-              <option value="">Any</option>
-              <option>Create</option>
-              <option>Update</option>
-              <option>Delete</option>
-            </Select>
-          </Field>
-          <Field label="Customer account">
-            <Input
-              value={draft.customerAccount ?? ''}
-              onChange={(_, d) => set('customerAccount', d.value)}
-              size="small"
-              className={styles.medium}
-            />
-          </Field>
-          <Field label="Async customer account">
-            <Input
-              value={draft.asyncCustomerAccount ?? ''}
-              onChange={(_, d) => set('asyncCustomerAccount', d.value)}
-              size="small"
-              className={styles.medium}
-            />
-          </Field>
-          <Field label="Error code">
-            <Input
-              value={draft.code ?? ''}
-              onChange={(_, d) => set('code', d.value)}
-              size="small"
-              className={styles.medium}
-            />
-          </Field>
-          <Field label="From">
-            <Input
-              type="datetime-local"
-              value={toLocalInput(draft.from)}
-              onChange={(_, d) => set('from', fromLocalInput(d.value) ?? '')}
-              size="small"
-              className={styles.wide}
-            />
-          </Field>
-          <Field label="To">
-            <Input
-              type="datetime-local"
-              value={toLocalInput(draft.to)}
-              onChange={(_, d) => set('to', fromLocalInput(d.value) ?? '')}
-              size="small"
-              className={styles.wide}
-            />
-          </Field>
+          {FILTERS.map((f) => (
+            <Field key={f.key} label={f.label}>
+              {f.kind === 'choice' ? (
+                <Select
+                  value={draft[f.key] ?? ''}
+                  onChange={(_, d) => set(f.key, d.value)}
+                  size="small"
+                  className={styles.narrow}
+                >
+                  <option value="">Any</option>
+                  {f.options.map((o) => (
+                    <option key={o}>{o}</option>
+                  ))}
+                </Select>
+              ) : f.kind === 'time' ? (
+                <Input
+                  type="datetime-local"
+                  value={toLocalInput(draft[f.key])}
+                  onChange={(_, d) => set(f.key, fromLocalInput(d.value) ?? '')}
+                  size="small"
+                  className={styles.wide}
+                />
+              ) : (
+                <Input
+                  value={draft[f.key] ?? ''}
+                  onChange={(_, d) => set(f.key, d.value)}
+                  size="small"
+                  className={styles[f.width]}
+                />
+              )}
+            </Field>
+          ))}
         </div>
         {draft.pairs.map((pair, i) => (
           <div className={styles.row} key={i}>
