@@ -97,3 +97,11 @@ export async function syncFailing<T extends object>(ctx: SyncContext, target: T,
     else delete target[method];
   }
 }
+
+/** A contact a CRM user creates (a new email each time); its row id. */
+export async function newCrmContact(crmUser: DynamicsWebApi): Promise<string> {
+  return (await crmUser.create({
+    collection: 'contacts',
+    data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}.${Math.random()}@example.dk` },
+  })) as string;
+}

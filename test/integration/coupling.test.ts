@@ -9,7 +9,7 @@ import { runJob } from '../../shared/jobs';
 import { findCustomer } from '../../shared/operations/accounts';
 import { getCustomer } from '../../shared/operations/queries';
 import { submitDelete, submitEdit } from '../../shared/operations/submit';
-import { createdCustomer, drain, setup, sync, syncFailing, writes } from './coupling-support';
+import { createdCustomer, drain, newCrmContact, setup, sync, syncFailing, writes } from './coupling-support';
 
 describe('crm-sync', () => {
   it('inserts a channel’s new customer into the CRM with its deterministic id and HQ account, and logs it', async () => {
@@ -341,8 +341,7 @@ describe('crm-sync', () => {
     await drain(ctx, doorbell);
     // The CRM refuses the write, and storage is down while the run records that.
     dv.faults.failNext(1, 400, { method: 'PATCH' });
-    const records = ctx.store.syncRecords;
-    await syncFailing(ctx, records, 'save', 'storage unavailable').catch(() => undefined);
+    await syncFailing(ctx, ctx.store.syncRecords, 'save', 'storage unavailable').catch(() => undefined);
 
     await sync(ctx);
     expect(dv.row('contacts', rowIdFor(customer.asyncCustomerAccount!))).toMatchObject({ address1_city: 'Vejle' });
@@ -388,8 +387,7 @@ describe('crm-sync', () => {
     await sync(ctx); // the deletion is seen while the record waits
     await drain(ctx, doorbell);
     // The run that sees the operation applied stops right after releasing the record (its process dies).
-    const state = ctx.store.crmSyncState;
-    await syncFailing(ctx, state, 'settled', 'the process died').catch(() => undefined);
+    await syncFailing(ctx, ctx.store.crmSyncState, 'settled', 'the process died').catch(() => undefined);
 
     await sync(ctx);
     expect((await syncErrorsPage(ctx, undefined, 10)).items).toEqual([
@@ -402,8 +400,7 @@ describe('crm-sync', () => {
     await sync(ctx);
     const customer = await createdCustomer(ctx, doorbell);
     // The run inserts the row and dies before it records the coupling.
-    const records = ctx.store.syncRecords;
-    await syncFailing(ctx, records, 'save', 'the process died').catch(() => undefined);
+    await syncFailing(ctx, ctx.store.syncRecords, 'save', 'the process died').catch(() => undefined);
     const id = rowIdFor(customer.asyncCustomerAccount!);
     expect(dv.row('contacts', id)).toBeDefined();
     await submitDelete(ctx, { account: customer.customerAccount });
@@ -444,8 +441,7 @@ describe('crm-sync', () => {
     await sync(ctx);
     const customer = await createdCustomer(ctx, doorbell);
     // The run inserts the row and dies before it records the coupling.
-    const records = ctx.store.syncRecords;
-    await syncFailing(ctx, records, 'save', 'the process died').catch(() => undefined);
+    await syncFailing(ctx, ctx.store.syncRecords, 'save', 'the process died').catch(() => undefined);
     const id = rowIdFor(customer.asyncCustomerAccount!);
     await crmUser.deleteRecord({ collection: 'contacts', key: id });
 
@@ -459,13 +455,9 @@ describe('crm-sync', () => {
   it('does not insert again a row created in the CRM and deleted there while HQ was still creating its customer', async () => {
     const { ctx, doorbell, crmUser, dv } = await setup();
     await sync(ctx);
-    const id = (await crmUser.create({
-      collection: 'contacts',
-      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
-    })) as string;
+    const id = await newCrmContact(crmUser);
     // The run submits the HQ create and links the row, and dies before it records the coupling.
-    const state = ctx.store.crmSyncState;
-    await syncFailing(ctx, state, 'await', 'the process died').catch(() => undefined);
+    await syncFailing(ctx, ctx.store.crmSyncState, 'await', 'the process died').catch(() => undefined);
     await crmUser.deleteRecord({ collection: 'contacts', key: id });
     await sync(ctx); // sees the deletion while HQ has not applied the create yet
     await drain(ctx, doorbell);
@@ -481,13 +473,9 @@ describe('crm-sync', () => {
   it('brings a CRM edit made while an import was interrupted to HQ, instead of overwriting it with the values imported', async () => {
     const { ctx, doorbell, crmUser, dv } = await setup();
     await sync(ctx);
-    const id = (await crmUser.create({
-      collection: 'contacts',
-      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
-    })) as string;
+    const id = await newCrmContact(crmUser);
     // The run submits the HQ create and stops before it links the row; the CRM user edits the row meanwhile.
-    const records = ctx.store.syncRecords;
-    await syncFailing(ctx, records, 'linkRow', 'storage unavailable');
+    await syncFailing(ctx, ctx.store.syncRecords, 'linkRow', 'storage unavailable');
     await crmUser.update({ collection: 'contacts', key: id, data: { telephone1: '+45 1234' } });
     await sync(ctx); // the import again: HQ has not applied the create (made from the row as it was) yet
     await drain(ctx, doorbell);
@@ -503,14 +491,10 @@ describe('crm-sync', () => {
   it('does not insert a second row for a customer created from a CRM row whose import was interrupted', async () => {
     const { ctx, doorbell, crmUser, dv } = await setup();
     await sync(ctx);
-    const id = (await crmUser.create({
-      collection: 'contacts',
-      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
-    })) as string;
+    const id = await newCrmContact(crmUser);
     // The run submits the HQ create and stops before it links the row; HQ applies the create, and the CRM user
     // changes the row's email, so the customer no longer matches it.
-    const records = ctx.store.syncRecords;
-    await syncFailing(ctx, records, 'linkRow', 'storage unavailable');
+    await syncFailing(ctx, ctx.store.syncRecords, 'linkRow', 'storage unavailable');
     await drain(ctx, doorbell);
     const email = `bo.holm.${Date.now()}@example.dk`;
     await crmUser.update({ collection: 'contacts', key: id, data: { emailaddress1: email } });
@@ -532,8 +516,7 @@ describe('crm-sync', () => {
     const customer = await createdCustomer(ctx, doorbell);
     const key = customer.asyncCustomerAccount!;
     // The run inserts the row and dies before it records the coupling; a CRM user deletes the row.
-    const records = ctx.store.syncRecords;
-    await syncFailing(ctx, records, 'save', 'the process died').catch(() => undefined);
+    await syncFailing(ctx, ctx.store.syncRecords, 'save', 'the process died').catch(() => undefined);
     const id = rowIdFor(key);
     await crmUser.deleteRecord({ collection: 'contacts', key: id });
     // The run that sees the deletion fails on that customer once (storage), records the failure and completes.
@@ -560,13 +543,9 @@ describe('crm-sync', () => {
   it('reports the deletion in HQ of a customer created from a CRM row whose import stopped before it was recorded', async () => {
     const { ctx, doorbell, crmUser, dv } = await setup();
     await sync(ctx);
-    const id = (await crmUser.create({
-      collection: 'contacts',
-      data: { firstname: 'Bo', lastname: 'Holm', emailaddress1: `bo.${Date.now()}@example.dk` },
-    })) as string;
+    const id = await newCrmContact(crmUser);
     // The run submits the HQ create and links the row, and stops before it records the coupling.
-    const state = ctx.store.crmSyncState;
-    await syncFailing(ctx, state, 'await', 'storage unavailable');
+    await syncFailing(ctx, ctx.store.crmSyncState, 'await', 'storage unavailable');
     await sync(ctx); // reads the row again, while HQ has not applied the create
     const key = (await ctx.store.syncRecords.customerKeyOfRow('contacts', id))!;
     await submitDelete(ctx, { account: key }); // HQ creates the customer, then deletes it
