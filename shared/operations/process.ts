@@ -2,7 +2,7 @@ import { type AttributeChange, deletionGrid } from '../domain/changes';
 import type { Customer } from '../domain/customer';
 import type { Doorbell } from '../domain/doorbell';
 import { checkExistence, evaluate, type Evaluation, type HqViolation, normalizeEmail } from '../domain/hq-rules';
-import { applied, attemptFailed, failed, waiting } from '../domain/lifecycle';
+import { applied, attemptFailed, failed, isFinal, waiting } from '../domain/lifecycle';
 import type { CustomerRecord, Operation } from '../domain/operation';
 import type { FeedEntry } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
@@ -75,6 +75,9 @@ async function processRound(ctx: SyncContext, customerKey: string, run: Run): Pr
     return 'done';
   }
   if (operations.length === 0) return 'done';
+  // An operation past the record's appliedThrough that is settled already: a concurrent round committed between
+  // this round's read of the record and of its operations. The record is stale, as after a lost ETag race.
+  if (operations.some(({ value: op }) => op.status === 'Synced' || isFinal(op))) return 'conflict';
 
   // The marker goes in before any feed time is stamped, so readers hold back until this round has published.
   // If the round throws, the marker stays: the commit may have landed without its feed entries, and the

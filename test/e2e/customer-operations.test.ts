@@ -173,7 +173,7 @@ describe('a channel submits customers; HQ applies them in the background', () =>
         if (page.items.length === 0) return undefined;
         cursor = page.cursor;
       }
-    }, 15_000); // a wait, not a speed target: the feed holds back its last second, and CI shares two cores
+    }, 4000);
     expect(found.item.customerAccount).toBe(customerAccount);
     const next = await stack.call('GET', `/channels/web/customer-updates?cursor=${found.cursor}`, { token: web });
     const nextItems = ((await next.json()) as { items: { asyncCustomerAccount?: string }[] }).items;
@@ -233,7 +233,7 @@ describe('an operator deletes a customer', () => {
     const items = await eventually(async () => {
       const found = await feedOf(created.asyncCustomerAccount);
       return found.some((i) => i.deleted) ? found : undefined;
-    }, 15_000);
+    }, 4000);
     expect(items.map((i) => i.deleted ?? false)).toEqual([false, true]);
     expect(items[1]).toMatchObject({ customerAccount, customer });
 

@@ -87,6 +87,30 @@ describe('processing customer operations against Table Storage', () => {
     expect(feed.items).toHaveLength(6);
   });
 
+  it('a round that read the record just before another round committed re-reads, instead of failing', async () => {
+    const { ctx } = await testContext();
+    const create = await submitCreate(ctx, { channel, customer: person() });
+    const account = create.asyncCustomerAccount!;
+    await submitEdit(ctx, { channel, account, patch: { phone: '+45 1' } });
+    const customers = ctx.store.customers;
+    const stale = (await customers.getRecord(account))!; // nothing applied yet
+    await processCustomer(ctx, account);
+    // This round reads the record as it was, then the operations as they are now (Synced).
+    const getRecord = customers.getRecord.bind(customers);
+    let once = true;
+    customers.getRecord = async (key) => {
+      if (once && key === account) {
+        once = false;
+        return stale;
+      }
+      return getRecord(key);
+    };
+    await expect(processCustomer(ctx, account)).resolves.toMatchObject({ applied: 0, failed: 0 });
+    expect(await getCustomer(ctx, account)).toMatchObject({ version: 2, customer: { phone: '+45 1' } });
+    const feed = await readCustomerUpdates({ ...ctx, clock: () => later(5000) }, undefined);
+    expect(feed.items).toHaveLength(2); // no round left a marker holding the feed back
+  });
+
   it('concurrent edits get distinct sequence numbers', async () => {
     const { ctx } = await testContext();
     const create = await submitCreate(ctx, { channel, customer: person() });
