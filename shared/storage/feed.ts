@@ -8,13 +8,16 @@ import type { WriteBatcher } from './write-batcher';
 
 /**
  * Table `CustomerFeed` — the channels' feed of customers created or changed in HQ.
- * PartitionKey = the ten-second bucket of the change (`2026-11-22T10:15:3`, a prefix of the RowKey),
+ * PartitionKey = the second of the change (`2026-11-22T10:15:30`, a prefix of the RowKey),
  * RowKey = `<appliedAt ISO>|<customer key>|<op-seq>`. An entry's key is fixed by the operation it records:
  * writing it again after a crash overwrites the same entity, never adds a second one. Small partitions keep
- * writes spread and let concurrent rounds share a transaction; since the bucket prefixes the RowKey,
- * (PartitionKey, RowKey) order is time order and a reader pages with one range query from its cursor.
+ * writes spread (Azurite scans the partition for every point write) and let concurrent rounds share a
+ * transaction; since the bucket prefixes the RowKey, (PartitionKey, RowKey) order is time order and a reader
+ * pages with one range query from its cursor. Entries written when buckets were ten seconds long
+ * (`2026-11-22T10:15:3`) sort just before the seconds they hold, so a range starts at its ten-second bucket.
  */
-const bucketOf = (rowKey: string) => rowKey.slice(0, 18);
+const bucketOf = (rowKey: string) => rowKey.slice(0, 19);
+const tenSecondBucketOf = (rowKey: string) => rowKey.slice(0, 18);
 
 export class TableCustomerFeed implements CustomerFeed {
   constructor(
@@ -54,7 +57,7 @@ export class TableCustomerFeed implements CustomerFeed {
    */
   async read(after: string | undefined, cutoff: string, limit: number): Promise<FeedPage> {
     const from = after ?? '';
-    const filter = odata`PartitionKey ge ${bucketOf(from)} and PartitionKey le ${bucketOf(cutoff)} and RowKey gt ${from} and RowKey lt ${cutoff}`;
+    const filter = odata`PartitionKey ge ${tenSecondBucketOf(from)} and PartitionKey le ${bucketOf(cutoff)} and RowKey gt ${from} and RowKey lt ${cutoff}`;
     const items: FeedItem[] = [];
     let cursor = after;
     for await (const page of this.table.listEntities({ queryOptions: { filter } }).byPage({ maxPageSize: limit })) {

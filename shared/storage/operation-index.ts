@@ -17,11 +17,14 @@ import { hasStatus, invertedTime, TABLE_NAMES, type TableSet } from './tables';
  *   RowKey `<inverted ms>|<operationId>`, so entries list newest first.
  * Table `FailedOperations` — PartitionKey `failed|<bucket>`, same RowKey: the operations that are Failed now.
  *
- * `<bucket>` is the first 9 of the RowKey's 13 digits: ten seconds. Small partitions spread the writes (a
- * partition serves a bounded rate on Azure; Azurite slows down with every entity a partition holds), and the
- * entries of concurrent submits share one and go in one transaction (WriteBatcher). Because the bucket is a
- * prefix of the RowKey, (PartitionKey, RowKey) order is RowKey order: a view is read with one range query
- * over its buckets, newest first, and a continuation RowKey also says which bucket to resume in.
+ * `<bucket>` is the first 10 of the RowKey's 13 digits: one second (the failed index: the first 9, ten
+ * seconds, as it is written rarely). Small partitions spread the writes (a partition serves a bounded rate on
+ * Azure; Azurite scans the whole partition for every point write), and the entries of concurrent submits share
+ * one and go in one transaction (WriteBatcher). Because the bucket is a prefix of the RowKey, (PartitionKey,
+ * RowKey) order is RowKey order: a view is read with one range query over its buckets, newest first, and a
+ * continuation RowKey also says which bucket to resume in. Entries written before the buckets were one second
+ * long sit in ten-second buckets, which sort just before the one-second buckets they hold: a range's lower
+ * bound (its newest end) is therefore the ten-second bucket, which covers both.
  *
  * An hour entry is the operation's list item — channel, type, accounts, status, change description, last
  * error — plus its changed values (`f_<path>` = value as text), so every filter is evaluated by the service
@@ -42,8 +45,10 @@ const HOUR_BUDGET = 48;
 
 const indexRowKey = (op: Pick<OperationSummary, 'operationTimestamp' | 'operationId'>) =>
   `${invertedTime(op.operationTimestamp)}|${op.operationId}`;
-/** The ten-second bucket of a RowKey (or of an inverted-time bound). */
-const bucketOf = (rowKey: string) => rowKey.slice(0, 9);
+/** The one-second bucket of a RowKey (or of an inverted-time bound). */
+const bucketOf = (rowKey: string) => rowKey.slice(0, 10);
+/** The ten-second bucket: the failed index's, and every view's before the buckets were one second long. */
+const tenSecondBucketOf = (rowKey: string) => rowKey.slice(0, 9);
 const allView = 'all|';
 const channelView = (channel: string) => `ch|${channel}|`;
 const FAILED_VIEW = 'failed|';
@@ -115,7 +120,7 @@ export class TableOperationIndex implements OperationIndex {
     const entity = entityOf(op);
     await this.tables.batcher(TABLE_NAMES.failedOperations).upsert({
       ...entity,
-      partitionKey: FAILED_VIEW + bucketOf(entity.rowKey),
+      partitionKey: FAILED_VIEW + tenSecondBucketOf(entity.rowKey),
       code: op.lastError?.code ?? 'UNKNOWN',
       failedAt: op.lastError?.at,
     });
@@ -128,7 +133,7 @@ export class TableOperationIndex implements OperationIndex {
   ): Promise<void> {
     const table = this.tables.get('failedOperations');
     const rowKey = indexRowKey(op);
-    const partitionKey = FAILED_VIEW + bucketOf(rowKey);
+    const partitionKey = FAILED_VIEW + tenSecondBucketOf(rowKey);
     try {
       const entry = await table.getEntity<{ failedAt?: string }>(partitionKey, rowKey);
       if (entry.failedAt !== failedAt) return;
@@ -177,14 +182,17 @@ export class TableOperationIndex implements OperationIndex {
 
   async remove(hour: string, entry: IndexEntry): Promise<void> {
     const writer = this.tables.batcher(`Ops${hour}`);
-    const bucket = bucketOf(entry.key);
-    await Promise.all(
-      [allView, channelView(entry.item.channel)].map((view) =>
-        writer.delete(view + bucket, entry.key).catch((error: unknown) => {
+    // Not in its one-second bucket: an entry written before buckets were one second long.
+    const removeFrom = async (view: string) => {
+      for (const bucket of [bucketOf(entry.key), tenSecondBucketOf(entry.key)]) {
+        try {
+          return await writer.delete(view + bucket, entry.key);
+        } catch (error) {
           if (!hasStatus(error, 404)) throw error;
-        }),
-      ),
-    );
+        }
+      }
+    };
+    await Promise.all([allView, channelView(entry.item.channel)].map(removeFrom));
   }
 
   async dropHour(hour: string): Promise<void> {
@@ -217,7 +225,7 @@ export class TableOperationIndex implements OperationIndex {
     // Each condition is its own odata`` template with text before the value: the helper quotes and escapes a
     // string only when it follows other text (a template that starts with a value is left unquoted).
     const conditions = [
-      odata`PartitionKey ge ${view + bucketOf(lower)}`,
+      odata`PartitionKey ge ${view + tenSecondBucketOf(lower)}`,
       odata`PartitionKey le ${view + bucketOf(upper)}`,
       scan.after ? odata`RowKey gt ${lower}` : odata`RowKey ge ${lower}`,
       odata`RowKey lt ${upper}`,

@@ -1,11 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { TableClient } from '@azure/data-tables';
+import { describe, expect, inject, it } from 'vitest';
 
 import { runJob } from '../../shared/jobs';
 import { listOperations } from '../../shared/operations/list';
 import { processCustomer } from '../../shared/operations/process';
 import { getOperation, readCustomerUpdates } from '../../shared/operations/queries';
 import { submitCreate } from '../../shared/operations/submit';
-import { person, testContext } from '../support';
+import { openStore } from '../../shared/storage';
+import { person, testContext, uniqueName } from '../support';
 
 describe('audit retention', () => {
   it('deletes Synced operations older than the retention period but never Pending or Failed ones', async () => {
@@ -59,5 +61,49 @@ describe('audit retention', () => {
     await processCustomer(ctx, oldPending.asyncCustomerAccount!);
     const again = await runJob(ctx, 'audit-retention');
     expect(again.counts).toMatchObject({ operationsKept: 1 });
+  });
+
+  it('entries written when index and feed buckets were ten seconds long are still listed, read and removed', async () => {
+    const prefix = uniqueName();
+    const connection = inject('storageConnectionString');
+    const { ctx } = await testContext({ store: await openStore(connection, prefix) });
+    const then = Date.now() - 100 * 86_400_000;
+    const longAgo = { ...ctx, clock: () => new Date(then) };
+    const old = await submitCreate(longAgo, { channel: 'web', customer: person() });
+    await processCustomer(longAgo, old.asyncCustomerAccount!);
+    // Moves every index and feed entry into its ten-second bucket, as the earlier version wrote them.
+    const tenSecond = (partitionKey: string) => partitionKey.slice(0, partitionKey.startsWith('2') ? 18 : -1);
+    const [hour] = await ctx.store.operationIndex.hours();
+    for (const name of [`Ops${hour!}`, 'CustomerFeed']) {
+      const table = TableClient.fromConnectionString(connection, prefix + name, { allowInsecureConnection: true });
+      for await (const { etag: _, timestamp: __, ...entity } of table.listEntities()) {
+        await table.createEntity({ ...entity, partitionKey: tenSecond(entity.partitionKey!), rowKey: entity.rowKey! });
+        await table.deleteEntity(entity.partitionKey!, entity.rowKey!);
+      }
+    }
+    const recent = await submitCreate(ctx, { channel: 'web', customer: person() });
+    await processCustomer(ctx, recent.asyncCustomerAccount!);
+
+    const from = new Date(then - 86_400_000).toISOString();
+    const listed = await listOperations(ctx, { fields: [], from }, 100);
+    expect(listed.items.map((o) => o.operationId)).toEqual([recent.operationId, old.operationId]);
+    const channel = await listOperations(ctx, { fields: [], from, channel: 'web' }, 100);
+    expect(channel.items.map((o) => o.operationId)).toEqual([recent.operationId, old.operationId]);
+    // Read from a moment before the old entry, in the same ten seconds (a range starting at its second would miss it).
+    const listedNearby = await listOperations(ctx, { fields: [], from, to: new Date(then + 1).toISOString() }, 100);
+    expect(listedNearby.items.map((o) => o.operationId)).toEqual([old.operationId]);
+    const justBefore = Buffer.from(JSON.stringify({ after: new Date(then - 1).toISOString() })).toString('base64url');
+    const feed = await readCustomerUpdates({ ...ctx, clock: () => new Date(Date.now() + 5000) }, justBefore);
+    expect(feed.items.map((i) => i.asyncCustomerAccount)).toEqual([
+      old.asyncCustomerAccount,
+      recent.asyncCustomerAccount,
+    ]);
+
+    // Keep the old hour's table (a Pending operation in it), so removing its entries one by one is what counts.
+    await submitCreate(longAgo, { channel: 'pos-1', customer: person() });
+    const run = await runJob(ctx, 'audit-retention');
+    expect(run.counts).toMatchObject({ operationsDeleted: 1, operationsKept: 1, feedEntriesDeleted: 1 });
+    const after = await listOperations(ctx, { fields: [], from, channel: 'web' }, 100);
+    expect(after.items.map((o) => o.operationId)).toEqual([recent.operationId]);
   });
 });
