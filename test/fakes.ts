@@ -1,5 +1,5 @@
 import type { CustomerRecord, Operation, OperationHead } from '../shared/domain/operation';
-import type { CustomerStore, EditKey, Store } from '../shared/domain/ports';
+import type { CustomerStore, EditKey, Store, Unapplied } from '../shared/domain/ports';
 import { type Versioned, WriteConflict } from '../shared/domain/versioned';
 
 /**
@@ -27,11 +27,12 @@ export class MemoryCustomerStore implements CustomerStore {
   }
 
   /** Writes every row or none, as an entity-group transaction does. */
-  private transaction(writes: [key: string, value: unknown, etag: string | undefined][]): void {
+  /** Returns the new ETags, in the order of the writes. */
+  private transaction(writes: [key: string, value: unknown, etag: string | undefined][]): string[] {
     this.beforeWrite?.();
     const before = new Map(this.rows);
     try {
-      for (const [key, value, etag] of writes) this.write(key, value, etag);
+      return writes.map(([key, value, etag]) => this.write(key, value, etag));
     } catch (error) {
       this.rows.clear();
       for (const [key, row] of before) this.rows.set(key, row);
@@ -80,8 +81,8 @@ export class MemoryCustomerStore implements CustomerStore {
     return { record, operations };
   }
 
-  async insertNew(record: CustomerRecord, ...operations: Operation[]) {
-    this.transaction([
+  async insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<Unapplied> {
+    const [recordEtag, ...etags] = this.transaction([
       [MemoryCustomerStore.recordKey(record.customerKey), record, undefined],
       ...operations.map((op): [string, unknown, undefined] => [
         MemoryCustomerStore.opKey(op.customerKey, op.seq),
@@ -89,11 +90,15 @@ export class MemoryCustomerStore implements CustomerStore {
         undefined,
       ]),
     ]);
+    return {
+      record: { value: structuredClone(record), etag: recordEtag! },
+      operations: operations.map((op, i) => ({ value: structuredClone(op), etag: etags[i]! })),
+    };
   }
 
-  async append(record: Versioned<CustomerRecord>, operation: Operation, key?: EditKey) {
+  async append(record: Versioned<CustomerRecord>, operation: Operation, key?: EditKey): Promise<Unapplied> {
     const { customerKey } = record.value;
-    this.transaction([
+    const [recordEtag, opEtag] = this.transaction([
       [MemoryCustomerStore.recordKey(customerKey), record.value, record.etag],
       [MemoryCustomerStore.opKey(customerKey, operation.seq), operation, undefined],
       ...(key
@@ -106,6 +111,10 @@ export class MemoryCustomerStore implements CustomerStore {
           ]
         : []),
     ]);
+    return {
+      record: { value: structuredClone(record.value), etag: recordEtag! },
+      operations: [{ value: structuredClone(operation), etag: opEtag! }],
+    };
   }
 
   async editFor(customerKey: string, key: EditKey) {

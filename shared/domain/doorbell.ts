@@ -12,6 +12,16 @@ export const doorbellSchema = z.strictObject({
    * saving a read, and the clear fails (leaving the customer listed) if a later submit marked it again.
    */
   pending: z.string().min(1).max(200).optional(),
+  /**
+   * What the ringing submit wrote, as JSON: the customer's record and its operations not yet applied, with
+   * their ETags, so the processor can apply without reading them first. Used only with a valid `sig`.
+   */
+  state: z.string().max(65_536).optional(),
+  /** The state's signature (HMAC-SHA256, base64url) with a key only this service holds. */
+  sig: z
+    .string()
+    .regex(/^[\w-]{43}$/, 'must be a signature')
+    .optional(),
 });
 export type Doorbell = z.infer<typeof doorbellSchema>;
 

@@ -27,8 +27,27 @@ export interface Store {
   syncLog: SyncLog;
   crmSyncState: CrmSyncState;
   alerts: AlertStore;
+  keys: SigningKeys;
   /** One real round trip to storage, for the health check. */
   ping(): Promise<void>;
+}
+
+/**
+ * Keys this service signs its own messages with, kept where only the service reaches: its storage account.
+ * Created on first use and then the same for every instance, so no key is in any setting.
+ */
+export interface SigningKeys {
+  /** The key of doorbells that carry what their submit wrote (shared/operations/doorbell-state.ts). */
+  doorbell(): Promise<Uint8Array>;
+}
+
+/**
+ * A customer's record and its operations not yet applied, in submission order, each with its ETag: what a
+ * processing round starts from.
+ */
+export interface Unapplied {
+  record: Versioned<CustomerRecord>;
+  operations: Versioned<Operation>[];
 }
 
 /** A channel's Idempotency-Key for an edit, and a hash of the request it came with. */
@@ -45,17 +64,18 @@ export interface CustomerStore {
   /** An operation without its bulk: cheaper to read, enough to filter and check. */
   getOperationHead(customerKey: string, seq: number): Promise<OperationHead | undefined>;
   /** The record and the operations after `appliedThrough` (at most `limit`), in submission order. */
-  readUnapplied(
-    customerKey: string,
-    limit: number,
-  ): Promise<{ record?: Versioned<CustomerRecord>; operations: Versioned<Operation>[] }>;
-  /** A new customer with its first operations; WriteConflict `exists` if the customer key is taken. */
-  insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<void>;
+  readUnapplied(customerKey: string, limit: number): Promise<Partial<Unapplied> & Pick<Unapplied, 'operations'>>;
+  /**
+   * A new customer with its first operations; WriteConflict `exists` if the customer key is taken. Returns
+   * them as written, with their ETags.
+   */
+  insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<Unapplied>;
   /**
    * Accepts an operation for an existing customer, with the record's next sequence number, and its edit key
    * if any, in one transaction: WriteConflict if the record changed since it was read or the key is taken.
+   * Returns the record and the operation as written, with their ETags.
    */
-  append(record: Versioned<CustomerRecord>, operation: Operation, key?: EditKey): Promise<void>;
+  append(record: Versioned<CustomerRecord>, operation: Operation, key?: EditKey): Promise<Unapplied>;
   /** The edit accepted earlier under this key, if any. */
   editFor(customerKey: string, key: EditKey): Promise<{ seq: number; requestHash: string } | undefined>;
   /** The record and operations together or not at all; WriteConflict if any of them changed since read. */

@@ -1,5 +1,6 @@
 import { doorbellSchema } from '../domain/doorbell';
 import type { SyncContext } from './context';
+import { openState } from './doorbell-state';
 import { processCustomer, type ProcessResult } from './process';
 
 /**
@@ -26,7 +27,8 @@ export async function handleDoorbell(
     ctx.log(`Message ${meta.messageId} dead-lettered: ${reason}`);
     return undefined;
   }
-  return processCustomer(ctx, parsed.data.customerKey, parsed.data.pending);
+  const { customerKey, pending } = parsed.data;
+  return processCustomer(ctx, customerKey, pending, await openState(ctx, parsed.data));
 }
 
 /** The body as an operator can read it: text as is, bytes as base64, anything else as JSON. */

@@ -4,7 +4,7 @@ import type { Doorbell } from '../domain/doorbell';
 import { checkExistence, evaluate, type Evaluation, type HqViolation, normalizeEmail } from '../domain/hq-rules';
 import { applied, attemptFailed, failed, isFinal, waiting } from '../domain/lifecycle';
 import type { CustomerRecord, Operation } from '../domain/operation';
-import type { FeedEntry } from '../domain/ports';
+import type { FeedEntry, Unapplied } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
 import type { SyncContext } from './context';
 
@@ -49,13 +49,16 @@ export async function processCustomer(
   ctx: SyncContext,
   customerKey: string,
   pending?: Doorbell['pending'],
+  /** What the doorbell's submit wrote (authenticated: doorbell-state.ts): the first round starts from it. */
+  known?: Unapplied,
 ): Promise<ProcessResult> {
   const run: Run = { result: { customerKey, applied: 0, failed: 0, waiting: 0 } };
   // The pending entry's ETag from before processing (the doorbell carries the one its ring was marked with):
   // clearing with it fails if a submit marked the customer meanwhile.
   const pendingEntry = pending ? { customerKey, etag: pending } : await ctx.store.pending.get(customerKey);
   for (let conflicts = 0; ;) {
-    const round = await processRound(ctx, customerKey, run);
+    const round = await processRound(ctx, customerKey, run, known);
+    known = undefined; // a later round reads what is there now
     if (round === 'done') break;
     if (round === 'conflict' && ++conflicts > MAX_CONFLICT_RETRIES) {
       throw new Error(`Customer ${customerKey} kept changing while being processed.`);
@@ -67,9 +70,14 @@ export async function processCustomer(
 
 type Round = 'done' | 'more' | 'conflict';
 
-async function processRound(ctx: SyncContext, customerKey: string, run: Run): Promise<Round> {
+/**
+ * One round from the record and its unapplied operations: as read, or as the doorbell knew them. A known copy
+ * that has gone stale fails the commit (its ETags no longer match) and the next round reads.
+ */
+async function processRound(ctx: SyncContext, customerKey: string, run: Run, known?: Unapplied): Promise<Round> {
   const { store } = ctx;
-  const { record, operations } = await store.customers.readUnapplied(customerKey, BATCH);
+  const { record, operations } =
+    known && known.operations.length <= BATCH ? known : await store.customers.readUnapplied(customerKey, BATCH);
   if (!record) {
     ctx.log(`Doorbell for unknown customer ${customerKey} ignored.`);
     return 'done';
@@ -100,7 +108,15 @@ async function applyOperations(
   run: Run,
 ): Promise<Round> {
   const { store } = ctx;
-  const { result } = run;
+  // This round's outcome, added to the run's once it is committed (a lost race counts nothing).
+  const result: Omit<ProcessResult, 'customerKey'> = { applied: 0, failed: 0, waiting: 0 };
+  const counted = (round: Round): Round => {
+    run.result.applied += result.applied;
+    run.result.failed += result.failed;
+    run.result.waiting += result.waiting;
+    if (result.retryAt) run.result.retryAt = result.retryAt;
+    return round;
+  };
   const at = ctx.clock().toISOString();
   const next: CustomerRecord = { ...record.value };
   // Every email the customer had in this round: those it no longer has after the commit are released.
@@ -193,7 +209,7 @@ async function applyOperations(
     apply(stored, verdict.customer, verdict.grid);
   }
 
-  if (touched.length === 0) return 'done';
+  if (touched.length === 0) return counted('done');
   try {
     await store.customers.commit({ value: next, etag: record.etag }, touched);
   } catch (error) {
@@ -210,7 +226,7 @@ async function applyOperations(
     ...touched.map((t) => store.operationIndex.update(t.value, before.get(t.value.seq))),
     ...[...emailsHeld].filter((email) => email !== emailNow).map((email) => releaseEmail(ctx, email, next.customerKey)),
   ]);
-  return operations.length === BATCH && !blocker ? 'more' : 'done';
+  return counted(operations.length === BATCH && !blocker ? 'more' : 'done');
 }
 
 /**

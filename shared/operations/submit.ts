@@ -7,10 +7,11 @@ import type { Doorbell } from '../domain/doorbell';
 import { DomainError } from '../domain/errors';
 import { accepted } from '../domain/lifecycle';
 import { type CustomerRecord, HQ_CHANNEL, operationIdOf, type OperationType } from '../domain/operation';
-import type { EditKey } from '../domain/ports';
+import type { EditKey, Unapplied } from '../domain/ports';
 import { isWriteConflict, type Versioned, WriteConflict } from '../domain/versioned';
 import { customerDeleted, findCustomer } from './accounts';
 import type { SyncContext } from './context';
+import { sealState } from './doorbell-state';
 
 /** An Idempotency-Key header and a hash of the request it came with. */
 export interface Idempotency {
@@ -51,6 +52,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
   const requestId = randomUUID();
   const changes = flatten(input.customer);
   let pending: string | undefined;
+  let written: Unapplied | undefined;
   for (let attempt = 0; ; attempt++) {
     const now = ctx.clock();
     const operation = accepted(
@@ -68,7 +70,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
     // Listed as pending before the insert, so an operation is always rung, even if this process dies next.
     pending = await ctx.store.pending.mark(customerKey, now);
     try {
-      await ctx.store.customers.insertNew(record, operation);
+      written = await ctx.store.customers.insertNew(record, operation);
       // Indexed after the insert, so the index never lists an operation that does not exist; if this process
       // dies first, processing the operation indexes it.
       await ctx.store.operationIndex.put(operation);
@@ -91,7 +93,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       customerKey = newAsyncCustomerAccount();
     }
   }
-  await ring(ctx, { customerKey, pending });
+  await ring(ctx, { customerKey, pending }, written);
   return { operationId: operationIdOf(customerKey, 1), asyncCustomerAccount: customerKey, status: 'Pending' };
 }
 
@@ -199,6 +201,7 @@ async function appendOperation(ctx: SyncContext, record: Versioned<CustomerRecor
   const now = ctx.clock();
   await ctx.store.pending.mark(customerKey, now);
   let seq: number;
+  let written: Unapplied | undefined;
   for (let attempt = 0; ; attempt++) {
     seq = record.value.nextSeq;
     const { asyncCustomerAccount, customerAccount } = record.value;
@@ -207,7 +210,11 @@ async function appendOperation(ctx: SyncContext, record: Versioned<CustomerRecor
       now.toISOString(),
     );
     try {
-      await ctx.store.customers.append({ ...record, value: { ...record.value, nextSeq: seq + 1 } }, operation, key);
+      written = await ctx.store.customers.append(
+        { ...record, value: { ...record.value, nextSeq: seq + 1 } },
+        operation,
+        key,
+      );
       await ctx.store.operationIndex.put(operation);
       break;
     } catch (error) {
@@ -230,7 +237,7 @@ async function appendOperation(ctx: SyncContext, record: Versioned<CustomerRecor
   // Marked again after the append: a processor that read the customer before the append may have cleared the
   // first mark, and if the doorbell below is lost this mark is what makes the sync-pending job ring again.
   const pending = await ctx.store.pending.mark(customerKey, ctx.clock());
-  await ring(ctx, { customerKey, pending });
+  await ring(ctx, { customerKey, pending }, written);
   return { operationId: operationIdOf(customerKey, seq), status: 'Pending' };
 }
 
@@ -265,11 +272,12 @@ async function isOurs(ctx: SyncContext, customerKey: string, seq: number, reques
 
 /**
  * The operation is durable before the doorbell rings, and the customer is listed in the pending index,
- * so a failed ring is logged rather than failing the request: the sync-pending job rings again.
+ * so a failed ring is logged rather than failing the request: the sync-pending job rings again. With what the
+ * submit wrote (`written`), the doorbell carries it, signed, so that the processor need not read it.
  */
-export async function ring(ctx: SyncContext, doorbell: Doorbell): Promise<void> {
+export async function ring(ctx: SyncContext, doorbell: Doorbell, written?: Unapplied): Promise<void> {
   try {
-    await ctx.doorbell.ring([doorbell]);
+    await ctx.doorbell.ring([{ ...doorbell, ...(written && (await sealState(ctx, written))) }]);
   } catch (error) {
     ctx.log(`Doorbell for ${doorbell.customerKey} not sent (the sync-pending job will retry): ${String(error)}`);
   }

@@ -12,7 +12,7 @@ import {
   type OperationHead,
   operationIdOf,
 } from '../domain/operation';
-import type { CustomerStore, EditKey } from '../domain/ports';
+import type { CustomerStore, EditKey, Unapplied } from '../domain/ports';
 import type { Versioned } from '../domain/versioned';
 import { conditionally, getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
 
@@ -67,10 +67,7 @@ export class TableCustomerStore implements CustomerStore {
    * rather than a query: the record says exactly which rows to read, and a point read stays fast however
    * large the table grows (Azurite, unlike Azure, answers every query by scanning the whole table).
    */
-  async readUnapplied(
-    customerKey: string,
-    limit: number,
-  ): Promise<{ record?: Versioned<CustomerRecord>; operations: Versioned<Operation>[] }> {
+  async readUnapplied(customerKey: string, limit: number): Promise<Partial<Unapplied> & Pick<Unapplied, 'operations'>> {
     const record = await this.getRecord(customerKey);
     if (!record) return { operations: [] };
     const first = record.value.appliedThrough + 1;
@@ -82,13 +79,18 @@ export class TableCustomerStore implements CustomerStore {
   }
 
   /** A new customer with its create operation (and, when importing history, the operations after it). */
-  async insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<void> {
-    await conditionally(() =>
+  async insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<Unapplied> {
+    const { subResponses } = await conditionally(() =>
       this.table.submitTransaction([
         ['create', fromRecord(record)],
         ...operations.map((op): TransactionAction => ['create', fromOperation(op)]),
       ]),
     );
+    const etags = subResponses.map((r) => etagOf(r.etag));
+    return {
+      record: { value: record, etag: etags[0]! },
+      operations: operations.map((value, i) => ({ value, etag: etags[i + 1]! })),
+    };
   }
 
   /**
@@ -96,7 +98,7 @@ export class TableCustomerStore implements CustomerStore {
    * the key's entity goes in the same transaction: a second request with the key conflicts and finds the first
    * one's answer with `editFor`, so an edit is accepted once per key, even when two retries race.
    */
-  async append(record: Versioned<CustomerRecord>, operation: Operation, idempotency?: EditKey): Promise<void> {
+  async append(record: Versioned<CustomerRecord>, operation: Operation, idempotency?: EditKey): Promise<Unapplied> {
     const actions: TransactionAction[] = [
       ['update', fromRecord(record.value), 'Replace', { etag: record.etag }],
       ['create', fromOperation(operation)],
@@ -112,7 +114,11 @@ export class TableCustomerStore implements CustomerStore {
         },
       ]);
     }
-    await conditionally(() => this.table.submitTransaction(actions));
+    const { subResponses } = await conditionally(() => this.table.submitTransaction(actions));
+    return {
+      record: { value: record.value, etag: etagOf(subResponses[0]?.etag) },
+      operations: [{ value: operation, etag: etagOf(subResponses[1]?.etag) }],
+    };
   }
 
   /** The edit accepted earlier under this idempotency key, if any: its sequence number and request hash. */
@@ -148,6 +154,13 @@ export class TableCustomerStore implements CustomerStore {
       throw error;
     }
   }
+}
+
+/** A sub-response's ETag (the transaction answer's header line, without its line end). */
+function etagOf(header: string | undefined): string {
+  const etag = header?.trim();
+  if (!etag) throw new Error('A transaction answer lacks the ETag of an entity it wrote.');
+  return etag;
 }
 
 /** What a head read selects: every property but the bulk ones (`changes` is JSON split over up to 18 chunks). */

@@ -13,6 +13,7 @@ import { TableIdempotencyKeys } from './idempotency';
 import { TableJobRunLog } from './job-runs';
 import { TableOperationIndex } from './operation-index';
 import { TablePendingIndex } from './pending-index';
+import { TableSigningKeys } from './signing-keys';
 import { TableSyncErrors } from './sync-errors';
 import { TableSyncLog } from './sync-log';
 import { TableSyncRecords } from './sync-records';
@@ -46,6 +47,7 @@ export async function openStore(
     syncLog: new TableSyncLog(tables.get('syncLog'), tables.batcher(TABLE_NAMES.syncLog)),
     crmSyncState: new TableCrmSyncState(tables.get('crmSyncState')),
     alerts: new TableAlerts(tables.get('alertRules'), tables.get('alerts')),
+    keys: new TableSigningKeys(tables.get('keys')),
     ping: () => tables.ping(),
   };
 }

@@ -40,6 +40,7 @@ export const TABLE_NAMES = {
   crmSyncState: 'CrmSyncState',
   alertRules: 'AlertRules',
   alerts: 'Alerts',
+  keys: 'Keys',
 } as const;
 export type TableName = keyof typeof TABLE_NAMES;
 
