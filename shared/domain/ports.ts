@@ -222,6 +222,8 @@ export interface IndexQuery {
 export interface IndexPosition {
   hour: string;
   rowKey: string;
+  /** How much time (ms) the page that ended here covered in that hour: about how far the next one reads first. */
+  spanMs?: number;
 }
 
 export interface IndexPage {

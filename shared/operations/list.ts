@@ -32,7 +32,13 @@ export interface OperationPage {
  */
 const tokenSchema = z.discriminatedUnion('d', [
   z.object({ d: z.literal('customer'), f: z.string(), seq: z.number().int().min(0) }),
-  z.object({ d: z.literal('index'), f: z.string(), hour: z.string().regex(/^(\d{10})?$/), rk: z.string().max(200) }),
+  z.object({
+    d: z.literal('index'),
+    f: z.string(),
+    hour: z.string().regex(/^(\d{10})?$/),
+    rk: z.string().max(200),
+    span: z.number().int().min(0).max(3_600_000).optional(),
+  }),
 ]);
 type Token = z.infer<typeof tokenSchema>;
 
@@ -66,12 +72,13 @@ export async function listOperations(
       ...(failed ? {} : { status: filter.status }),
       fields: filter.fields,
     };
-    const found = await ctx.store.operationIndex.page(query, top, token && { hour: token.hour, rowKey: token.rk });
+    const position = token && { hour: token.hour, rowKey: token.rk, spanMs: token.span };
+    const found = await ctx.store.operationIndex.page(query, top, position);
     if (!found) throw invalidToken();
     const { next } = found;
     page = {
       items: found.items,
-      ...(next ? { next: { d: 'index', f: fingerprint, hour: next.hour, rk: next.rowKey } } : {}),
+      ...(next ? { next: { d: 'index', f: fingerprint, hour: next.hour, rk: next.rowKey, span: next.spanMs } } : {}),
     };
   }
   return {

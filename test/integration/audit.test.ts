@@ -275,6 +275,36 @@ describe('robust listings', () => {
     expect(ids((await listOperations(ctx, { ...hour, fields: [] }, 10)).items)).toEqual([accepted[2], accepted[1]]);
   });
 
+  it('pages through bursts and lulls in one hour, each operation once and in order', async () => {
+    const { ctx } = await testContext();
+    // A resumed page reads about twice the previous page's time span first, then the rest of the hour: a burst
+    // after a lull (the first read finds too few) and a lull after a burst (it finds none) must both page right.
+    const base = Date.parse('2026-05-01T10:00:00.000Z');
+    const offsets = [
+      ...Array.from({ length: 20 }, (_, i) => i * 5), // a burst: 20 in 0.1 s
+      ...Array.from({ length: 8 }, (_, i) => 60_000 + i * 240_000), // a lull: 8 over half an hour
+      ...Array.from({ length: 20 }, (_, i) => 2_100_000 + i * 7), // another burst
+    ];
+    const accepted: { id: string; channel: string }[] = [];
+    for (const [i, offset] of offsets.entries()) {
+      const at = { ...ctx, clock: () => new Date(base + offset) };
+      const channel = i % 3 === 0 ? 'pos-1' : 'web';
+      accepted.push({ id: (await submitCreate(at, { channel, customer: person() })).operationId, channel });
+    }
+    const window = { from: '2026-05-01T10:00:00.000Z', to: '2026-05-01T10:59:59.999Z' };
+    for (const filter of [{}, { channel: 'web' }]) {
+      const listed: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await listOperations(ctx, { ...window, ...filter, fields: [] }, 6, token);
+        listed.push(...ids(page.items));
+        token = page.continuationToken;
+      } while (token);
+      const expected = accepted.filter((a) => !('channel' in filter) || a.channel === filter.channel);
+      expect(listed).toEqual(expected.map((a) => a.id).reverse());
+    }
+  });
+
   it('a sparse filter over many hours answers in steps, each reading at most 48 hour tables', async () => {
     const { ctx } = await testContext();
     const base = Date.parse('2026-04-01T00:30:00.000Z');
