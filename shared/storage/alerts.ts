@@ -1,4 +1,4 @@
-import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 
 import type {
   Alert,
@@ -13,6 +13,7 @@ import type {
 import type { AlertStore } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
 import { conditionally, getOrUndefined, hasStatus, invertedTime } from './tables';
+import { type Action, submitTransaction } from './transaction';
 
 /**
  * Table `AlertRules` — PartitionKey `rule`, RowKey = rule name → metric, threshold, windowMinutes, webhookUrl
@@ -142,7 +143,7 @@ export class TableAlerts implements AlertStore {
 
   async recordFiring(alert: Alert, delivery?: Delivery): Promise<void> {
     const { delivery: _state, resolutionDelivery: _resolution, ...fields } = alert;
-    const actions: TransactionAction[] = [
+    const actions: Action[] = [
       [
         'create',
         {
@@ -155,7 +156,7 @@ export class TableAlerts implements AlertStore {
     ];
     if (delivery) actions.push(['create', dueEntity(delivery)]);
     try {
-      await conditionally(() => this.table.submitTransaction(actions));
+      await conditionally(() => submitTransaction(this.table, actions));
     } catch (error) {
       // Written before (the run that wrote it crashed before it could say so on the rule).
       if (!(isWriteConflict(error) && error.reason === 'exists')) throw error;
@@ -168,7 +169,7 @@ export class TableAlerts implements AlertStore {
       const current = await getOrUndefined<StoredAlert>(this.table, PARTITION, rowKey);
       // Resolved before (by a run that crashed before it could say so on the rule), or never recorded at all.
       if (!current || current.resolvedAt) return;
-      const actions: TransactionAction[] = [
+      const actions: Action[] = [
         [
           'update',
           {
@@ -186,7 +187,7 @@ export class TableAlerts implements AlertStore {
       ];
       if (delivery) actions.push(['create', dueEntity(delivery)]);
       try {
-        await conditionally(() => this.table.submitTransaction(actions));
+        await conditionally(() => submitTransaction(this.table, actions));
         return;
       } catch (error) {
         // A delivery of the firing updated the alert meanwhile: read it again.
@@ -250,7 +251,7 @@ export class TableAlerts implements AlertStore {
       ? { ...due, attempts: state.attempts, nextAttemptAt: NEVER, lastError: state.lastError ?? '' }
       : { ...due, attempts: state.attempts, nextAttemptAt: state.nextAttemptAt, lastError: state.lastError ?? '' };
     await conditionally(() =>
-      this.table.submitTransaction([
+      submitTransaction(this.table, [
         ['update', alert, 'Merge'],
         ['update', outbox, 'Merge', { etag: delivery.etag }],
       ]),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { AttributeChange, Changes } from '../domain/changes';
 import type { Customer } from '../domain/customer';
@@ -15,6 +15,7 @@ import {
 import type { CustomerStore, EditKey } from '../domain/ports';
 import type { Versioned } from '../domain/versioned';
 import { conditionally, getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
+import { type Action, submitTransaction } from './transaction';
 
 /**
  * Table `Customers` — one partition per customer (PartitionKey = its customer key, which is its async
@@ -84,9 +85,9 @@ export class TableCustomerStore implements CustomerStore {
   /** A new customer with its create operation (and, when importing history, the operations after it). */
   async insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<void> {
     await conditionally(() =>
-      this.table.submitTransaction([
+      submitTransaction(this.table, [
         ['create', fromRecord(record)],
-        ...operations.map((op): TransactionAction => ['create', fromOperation(op)]),
+        ...operations.map((op): Action => ['create', fromOperation(op)]),
       ]),
     );
   }
@@ -97,7 +98,7 @@ export class TableCustomerStore implements CustomerStore {
    * one's answer with `editFor`, so an edit is accepted once per key, even when two retries race.
    */
   async append(record: Versioned<CustomerRecord>, operation: Operation, idempotency?: EditKey): Promise<void> {
-    const actions: TransactionAction[] = [
+    const actions: Action[] = [
       ['update', fromRecord(record.value), 'Replace', { etag: record.etag }],
       ['create', fromOperation(operation)],
     ];
@@ -112,7 +113,7 @@ export class TableCustomerStore implements CustomerStore {
         },
       ]);
     }
-    await conditionally(() => this.table.submitTransaction(actions));
+    await conditionally(() => submitTransaction(this.table, actions));
   }
 
   /** The edit accepted earlier under this idempotency key, if any: its sequence number and request hash. */
@@ -125,9 +126,9 @@ export class TableCustomerStore implements CustomerStore {
    * Each operation is written with its own ETag, so an operator's edit that lands in between fails the commit.
    */
   async commit(record: Versioned<CustomerRecord>, operations: Versioned<Operation>[]): Promise<void> {
-    const actions: TransactionAction[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
+    const actions: Action[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
     for (const op of operations) actions.push(['update', fromOperation(op.value), 'Replace', { etag: op.etag }]);
-    await conditionally(() => this.table.submitTransaction(actions));
+    await conditionally(() => submitTransaction(this.table, actions));
   }
 
   async updateOperation(operation: Versioned<Operation>): Promise<string> {
