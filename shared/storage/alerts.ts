@@ -1,4 +1,4 @@
-import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 
 import type {
   Alert,
@@ -12,7 +12,8 @@ import type {
 } from '../domain/alerts';
 import type { AlertStore } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
-import { conditionally, getOrUndefined, hasStatus, invertedTime } from './tables';
+import { conditionally, getOrUndefined, invertedTime } from './tables';
+import { type Action, submitTransaction } from './transaction';
 
 /**
  * Table `AlertRules` — PartitionKey `rule`, RowKey = rule name → metric, threshold, windowMinutes, webhookUrl
@@ -24,8 +25,8 @@ import { conditionally, getOrUndefined, hasStatus, invertedTime } from './tables
  * entity-group transaction:
  *   RowKey `a|<inverted firedAt>|<rule>`              the alert (newest first) with its deliveries' states
  *   RowKey `due|<inverted firedAt>|<rule>|<event>`    a delivery not yet finished (the outbox): url, payload,
- *                                                     attempts, nextAttemptAt; removed once Delivered or Failed
- *                                                     (first made never due, in the transaction that says so)
+ *                                                     attempts, nextAttemptAt; removed once Delivered or Failed,
+ *                                                     in the transaction that says so on the alert
  * A rule fires at most once per run (a minute), so the partition grows slowly and listing it is a range query.
  * The alert's key is fixed by its rule and firing time, so writing it again finds it instead of adding one.
  */
@@ -34,8 +35,6 @@ const PARTITION = 'alerts';
 const alertKey = (rule: string, firedAt: string) => `a|${invertedTime(firedAt)}|${rule}`;
 const dueKey = (d: Pick<Delivery, 'rule' | 'firedAt' | 'event'>) =>
   `due|${invertedTime(d.firedAt)}|${d.rule}|${d.event}`;
-/** A finished delivery's next attempt: never (it is deleted right after; if that fails, it is never due). */
-const NEVER = '9999-12-31T23:59:59.999Z';
 const deliveryProperty = (event: AlertEvent) => (event === 'fired' ? 'delivery' : 'resolutionDelivery');
 
 interface StoredRule {
@@ -142,7 +141,7 @@ export class TableAlerts implements AlertStore {
 
   async recordFiring(alert: Alert, delivery?: Delivery): Promise<void> {
     const { delivery: _state, resolutionDelivery: _resolution, ...fields } = alert;
-    const actions: TransactionAction[] = [
+    const actions: Action[] = [
       [
         'create',
         {
@@ -155,7 +154,7 @@ export class TableAlerts implements AlertStore {
     ];
     if (delivery) actions.push(['create', dueEntity(delivery)]);
     try {
-      await conditionally(() => this.table.submitTransaction(actions));
+      await conditionally(() => submitTransaction(this.table, actions));
     } catch (error) {
       // Written before (the run that wrote it crashed before it could say so on the rule).
       if (!(isWriteConflict(error) && error.reason === 'exists')) throw error;
@@ -168,7 +167,7 @@ export class TableAlerts implements AlertStore {
       const current = await getOrUndefined<StoredAlert>(this.table, PARTITION, rowKey);
       // Resolved before (by a run that crashed before it could say so on the rule), or never recorded at all.
       if (!current || current.resolvedAt) return;
-      const actions: TransactionAction[] = [
+      const actions: Action[] = [
         [
           'update',
           {
@@ -186,7 +185,7 @@ export class TableAlerts implements AlertStore {
       ];
       if (delivery) actions.push(['create', dueEntity(delivery)]);
       try {
-        await conditionally(() => this.table.submitTransaction(actions));
+        await conditionally(() => submitTransaction(this.table, actions));
         return;
       } catch (error) {
         // A delivery of the firing updated the alert meanwhile: read it again.
@@ -243,22 +242,17 @@ export class TableAlerts implements AlertStore {
       [deliveryProperty(d.event)]: JSON.stringify(state),
     };
     const due = { partitionKey: PARTITION, rowKey: dueKey(d) };
-    const finished = state.status !== 'Pending';
-    // The outbox entry's ETag makes the attempt's outcome count once, whoever else took the same delivery. A
-    // transaction cannot delete with an ETag, so a finished entry is first made never due, then removed.
-    const outbox = finished
-      ? { ...due, attempts: state.attempts, nextAttemptAt: NEVER, lastError: state.lastError ?? '' }
-      : { ...due, attempts: state.attempts, nextAttemptAt: state.nextAttemptAt, lastError: state.lastError ?? '' };
-    await conditionally(() =>
-      this.table.submitTransaction([
-        ['update', alert, 'Merge'],
-        ['update', outbox, 'Merge', { etag: delivery.etag }],
-      ]),
-    );
-    if (finished) {
-      await this.table.deleteEntity(PARTITION, due.rowKey).catch((error: unknown) => {
-        if (!hasStatus(error, 404)) throw error; // already gone
-      });
-    }
+    // The outbox entry's ETag makes the attempt's outcome count once, whoever else took the same delivery: a
+    // finished delivery's entry is deleted at that ETag, a pending one's next attempt written under it.
+    const outbox: Action =
+      state.status === 'Pending'
+        ? [
+            'update',
+            { ...due, attempts: state.attempts, nextAttemptAt: state.nextAttemptAt, lastError: state.lastError ?? '' },
+            'Merge',
+            { etag: delivery.etag },
+          ]
+        : ['delete', due, { etag: delivery.etag }];
+    await conditionally(() => submitTransaction(this.table, [['update', alert, 'Merge'], outbox]));
   }
 }

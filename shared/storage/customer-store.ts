@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { AttributeChange, Changes } from '../domain/changes';
 import type { Customer } from '../domain/customer';
@@ -15,6 +15,7 @@ import {
 import type { CustomerStore, EditKey, Unapplied } from '../domain/ports';
 import type { Versioned } from '../domain/versioned';
 import { conditionally, getOrUndefined, hasStatus, packJson, unpackJson } from './tables';
+import { type Action, submitTransaction } from './transaction';
 
 /**
  * Table `Customers` — one partition per customer (PartitionKey = its customer key, which is its async
@@ -81,9 +82,9 @@ export class TableCustomerStore implements CustomerStore {
   /** A new customer with its create operation (and, when importing history, the operations after it). */
   async insertNew(record: CustomerRecord, ...operations: Operation[]): Promise<Unapplied> {
     const { subResponses } = await conditionally(() =>
-      this.table.submitTransaction([
+      submitTransaction(this.table, [
         ['create', fromRecord(record)],
-        ...operations.map((op): TransactionAction => ['create', fromOperation(op)]),
+        ...operations.map((op): Action => ['create', fromOperation(op)]),
       ]),
     );
     const etags = subResponses.map((r) => etagOf(r.etag));
@@ -99,7 +100,7 @@ export class TableCustomerStore implements CustomerStore {
    * one's answer with `editFor`, so an edit is accepted once per key, even when two retries race.
    */
   async append(record: Versioned<CustomerRecord>, operation: Operation, idempotency?: EditKey): Promise<Unapplied> {
-    const actions: TransactionAction[] = [
+    const actions: Action[] = [
       ['update', fromRecord(record.value), 'Replace', { etag: record.etag }],
       ['create', fromOperation(operation)],
     ];
@@ -114,7 +115,7 @@ export class TableCustomerStore implements CustomerStore {
         },
       ]);
     }
-    const { subResponses } = await conditionally(() => this.table.submitTransaction(actions));
+    const { subResponses } = await conditionally(() => submitTransaction(this.table, actions));
     return {
       record: { value: record.value, etag: etagOf(subResponses[0]?.etag) },
       operations: [{ value: operation, etag: etagOf(subResponses[1]?.etag) }],
@@ -131,9 +132,9 @@ export class TableCustomerStore implements CustomerStore {
    * Each operation is written with its own ETag, so an operator's edit that lands in between fails the commit.
    */
   async commit(record: Versioned<CustomerRecord>, operations: Versioned<Operation>[]): Promise<void> {
-    const actions: TransactionAction[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
+    const actions: Action[] = [['update', fromRecord(record.value), 'Replace', { etag: record.etag }]];
     for (const op of operations) actions.push(['update', fromOperation(op.value), 'Replace', { etag: op.etag }]);
-    await conditionally(() => this.table.submitTransaction(actions));
+    await conditionally(() => submitTransaction(this.table, actions));
   }
 
   async updateOperation(operation: Versioned<Operation>): Promise<string> {
@@ -156,9 +157,8 @@ export class TableCustomerStore implements CustomerStore {
   }
 }
 
-/** A sub-response's ETag (the transaction answer's header line, without its line end). */
-function etagOf(header: string | undefined): string {
-  const etag = header?.trim();
+/** A sub-response's ETag: the processor commits under it. */
+function etagOf(etag: string | undefined): string {
   if (!etag) throw new Error('A transaction answer lacks the ETag of an entity it wrote.');
   return etag;
 }

@@ -1,9 +1,10 @@
-import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient, type TableEntity } from '@azure/data-tables';
 
 import type { Customer } from '../domain/customer';
 import type { CustomerFeed, FeedEntry, FeedItem, FeedPage } from '../domain/ports';
 import { seqRowKey } from './customer-store';
 import { packJson, unpackJson } from './tables';
+import { type Action, submitTransaction } from './transaction';
 import type { WriteBatcher } from './write-batcher';
 
 /**
@@ -33,9 +34,9 @@ export class TableCustomerFeed implements CustomerFeed {
   async deleteBefore(day: string): Promise<number> {
     let deleted = 0;
     const filter = odata`PartitionKey lt ${day}`;
-    const batches = new Map<string, TransactionAction[]>();
-    const flush = async (actions: TransactionAction[]) => {
-      await this.table.submitTransaction(actions);
+    const batches = new Map<string, Action[]>();
+    const flush = async (actions: Action[]) => {
+      await submitTransaction(this.table, actions);
       deleted += actions.length;
     };
     for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } })) {

@@ -48,10 +48,13 @@ export class TablePendingIndex implements PendingIndex {
     }
   }
 
-  /** Clears the entry only if nobody marked it since the version with this ETag. */
+  /**
+   * Clears the entry only if nobody marked it since the version with this ETag. Clears of one shard that
+   * processors make at the same time share a transaction.
+   */
   async clear(entry: Pick<PendingEntry, 'customerKey' | 'etag'>): Promise<void> {
     try {
-      await this.table.deleteEntity(shardOf(entry.customerKey), entry.customerKey, { etag: entry.etag });
+      await this.writer.deleteIf(shardOf(entry.customerKey), entry.customerKey, entry.etag);
     } catch (error) {
       if (!hasStatus(error, 404, 412)) throw error;
     }

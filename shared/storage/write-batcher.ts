@@ -1,4 +1,6 @@
-import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
+import type { TableClient, TableEntity } from '@azure/data-tables';
+
+import { type Action, submitTransaction } from './transaction';
 
 /**
  * Group commit for small entities that many requests write to the same partition at once (index entries,
@@ -6,10 +8,11 @@ import type { TableClient, TableEntity, TransactionAction } from '@azure/data-ta
  * arrive meanwhile queue up and go together in the next one. Alone, a write goes at once as a plain request,
  * so light load pays no extra latency, while heavy load turns N requests into about N/100.
  *
- * Every caller still gets its own answer: when a transaction fails (one action's 404 or 409 fails them all),
- * its actions are retried one by one. Only actions that are safe to repeat belong here — upserts, creates
- * whose 409 the caller handles, deletes whose 404 it ignores — since a transaction whose answer was lost may
- * have landed before that retry.
+ * Every caller still gets its own answer: when a transaction fails (one action's 404, 409 or 412 fails them
+ * all), its actions are retried one by one, each with its own condition. Only actions that are safe to repeat
+ * belong here — upserts, creates whose 409 the caller handles, deletes whose 404 it ignores, conditional
+ * deletes whose 404 and 412 it handles — since a transaction whose answer was lost may have landed before
+ * that retry.
  */
 export class WriteBatcher {
   private readonly queues = new Map<string, Queued[]>();
@@ -31,7 +34,15 @@ export class WriteBatcher {
     return this.enqueue(['delete', { partitionKey, rowKey }], { partitionKey, rowKey }).then(() => undefined);
   }
 
-  private enqueue(action: TransactionAction, key: TableEntity): Promise<string | undefined> {
+  /**
+   * Deletes only the version with this ETag: rejects with 412 if the entity changed since, 404 if it is gone.
+   * In a shared transaction a 412 fails the whole; the one-by-one retry then gives it to this caller only.
+   */
+  deleteIf(partitionKey: string, rowKey: string, etag: string): Promise<void> {
+    return this.enqueue(['delete', { partitionKey, rowKey }, { etag }], { partitionKey, rowKey }).then(() => undefined);
+  }
+
+  private enqueue(action: Action, key: TableEntity): Promise<string | undefined> {
     return new Promise((resolve, reject) => {
       const queue = this.queues.get(key.partitionKey);
       const item: Queued = { action, rowKey: key.rowKey, size: approximateSize(key), resolve, reject };
@@ -54,7 +65,10 @@ export class WriteBatcher {
   private async send(batch: Queued[]): Promise<void> {
     if (batch.length > 1) {
       try {
-        const { subResponses } = await this.table.submitTransaction(batch.map((q) => q.action));
+        const { subResponses } = await submitTransaction(
+          this.table,
+          batch.map((q) => q.action),
+        );
         batch.forEach((q, i) => q.resolve(subResponses[i]?.etag));
         return;
       } catch {
@@ -66,9 +80,10 @@ export class WriteBatcher {
 
   private async sendOne(q: Queued): Promise<void> {
     try {
-      const [kind, entity] = q.action;
+      const { action } = q;
+      const [kind, entity] = action;
       if (kind === 'delete') {
-        await this.table.deleteEntity(entity.partitionKey, entity.rowKey);
+        await this.table.deleteEntity(entity.partitionKey, entity.rowKey, action[2]);
         q.resolve(undefined);
       } else if (kind === 'create') {
         q.resolve((await this.table.createEntity(entity)).etag);
@@ -82,7 +97,7 @@ export class WriteBatcher {
 }
 
 interface Queued {
-  action: TransactionAction;
+  action: Action;
   rowKey: string;
   size: number;
   resolve(etag: string | undefined): void;

@@ -404,3 +404,42 @@ describe('alert rule validation', () => {
     expect(ok).toMatchObject({ name: 'r', webhookUrl: 'https://HOOKS.example.com/x', firing: false });
   });
 });
+
+describe('the webhook outbox', () => {
+  it('counts an attempt’s outcome once: a second taker of the same delivery conflicts and changes nothing', async () => {
+    const { ctx } = await testContext();
+    const firedAt = new Date().toISOString();
+    const payload: WebhookPayload = {
+      event: 'fired',
+      id: 'x',
+      rule: 'r',
+      metric: 'deadLetters',
+      threshold: 1,
+      windowMinutes: 10,
+      firedAt,
+      link: 'http://localhost/',
+    };
+    const delivery = { rule: 'r', firedAt, event: 'fired' as const, url: 'http://127.0.0.1:9/hook', payload };
+    await ctx.store.alerts.recordFiring(
+      { rule: 'r', metric: 'deadLetters', value: 1, threshold: 1, windowMinutes: 10, firedAt },
+      { ...delivery, attempts: 0, nextAttemptAt: firedAt },
+    );
+    const later = new Date(Date.now() + MINUTE).toISOString();
+    const [taken] = await ctx.store.alerts.dueDeliveries(later, 10);
+    // One taker retries later, under the ETag it read; another, with the same ETag, conflicts.
+    await ctx.store.alerts.deliveryAttempted(taken!, { status: 'Pending', attempts: 1, nextAttemptAt: later });
+    await expect(
+      ctx.store.alerts.deliveryAttempted(taken!, { status: 'Delivered', attempts: 1, deliveredAt: later }),
+    ).rejects.toMatchObject({ reason: 'changed' });
+    const [again] = await ctx.store.alerts.dueDeliveries(later, 10);
+    expect(again!.value.attempts).toBe(1);
+    // Finished under the current ETag, it leaves the outbox; the stale taker finds it gone, and nothing comes back.
+    await ctx.store.alerts.deliveryAttempted(again!, { status: 'Delivered', attempts: 2, deliveredAt: later });
+    await expect(
+      ctx.store.alerts.deliveryAttempted(taken!, { status: 'Failed', attempts: 2, lastError: 'x' }),
+    ).rejects.toMatchObject({ statusCode: 404 });
+    expect(await ctx.store.alerts.dueDeliveries(later, 10)).toEqual([]);
+    const [alert] = (await ctx.store.alerts.page(10)).items;
+    expect(alert!.delivery).toMatchObject({ status: 'Delivered', attempts: 2 });
+  });
+});

@@ -71,4 +71,36 @@ describe('group commit of writes to shared partitions', () => {
     expect((await table.getEntity<{ n: number }>('p', 'same')).n).toBe(5);
     await expect(table.getEntity('p', 'busy')).rejects.toMatchObject({ statusCode: 404 });
   });
+  it('conditional deletes go together, and a stale ETag fails only its own caller', async () => {
+    const { table, counter } = await countedTable();
+    const etags: string[] = [];
+    for (let i = 0; i < 4; i++)
+      etags.push((await table.createEntity({ partitionKey: 'p', rowKey: `r${i}`, n: i })).etag!);
+    const writer = new WriteBatcher(table);
+    counter.requests = 0;
+    await Promise.all([
+      writer.upsert({ partitionKey: 'p', rowKey: 'first', n: 0 }),
+      writer.deleteIf('p', 'r0', etags[0]!),
+      writer.deleteIf('p', 'r1', etags[1]!),
+    ]);
+    // The first goes alone at once; both deletes in one transaction.
+    expect(counter.requests).toBe(2);
+    await expect(table.getEntity('p', 'r0')).rejects.toMatchObject({ statusCode: 404 });
+    await expect(table.getEntity('p', 'r1')).rejects.toMatchObject({ statusCode: 404 });
+
+    // r3 is marked again after its ETag was read: its delete must not remove the new mark.
+    await table.updateEntity({ partitionKey: 'p', rowKey: 'r3', n: 33 }, 'Replace');
+    const results = await Promise.allSettled([
+      writer.upsert({ partitionKey: 'p', rowKey: 'first', n: 1 }),
+      writer.deleteIf('p', 'r2', etags[2]!),
+      writer.deleteIf('p', 'r3', etags[3]!),
+      writer.deleteIf('p', 'gone', etags[0]!),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    const reasons = results.filter((r) => r.status === 'rejected').map((r) => r.reason as unknown);
+    expect(hasStatus(reasons[0], 412)).toBe(true);
+    expect(hasStatus(reasons[1], 404)).toBe(true);
+    await expect(table.getEntity('p', 'r2')).rejects.toMatchObject({ statusCode: 404 });
+    expect((await table.getEntity<{ n: number }>('p', 'r3')).n).toBe(33);
+  });
 });
