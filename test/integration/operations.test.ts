@@ -247,6 +247,27 @@ describe('processing customer operations against Table Storage', () => {
     expect(runs[0]!.startedAt >= runs[1]!.startedAt).toBe(true);
   });
 
+  it('a customer marked again by a submit while its doorbell was on the way stays listed until that one is processed', async () => {
+    const { ctx, doorbell } = await testContext();
+    const listed = async () => {
+      const keys: string[] = [];
+      for await (const entry of ctx.store.pending.list()) keys.push(entry.customerKey);
+      return keys;
+    };
+    const others = await Promise.all([1, 2, 3].map(() => submitCreate(ctx, { channel, customer: person() })));
+    const created = await submitCreate(ctx, { channel, customer: person() });
+    const account = created.asyncCustomerAccount!;
+    const first = doorbell.rung.at(-1)!;
+    await submitEdit(ctx, { channel, account, patch: { phone: '+45 1' } });
+    const second = doorbell.rung.at(-1)!;
+    // The first doorbell's clear (with the mark it was rung for) shares a transaction with the others' clears.
+    await Promise.all([...doorbell.rung.slice(0, 3), first].map((d) => processCustomer(ctx, d.customerKey, d.pending)));
+    expect(await listed()).toEqual([account]);
+    await processCustomer(ctx, account, second.pending);
+    expect(await listed()).toEqual([]);
+    expect(others).toHaveLength(3);
+  });
+
   it('a round that publishes its feed entries leaves no in-flight marker to hold readers back', async () => {
     const { ctx } = await testContext();
     const accepted = await submitCreate(ctx, { channel, customer: person() });
