@@ -50,6 +50,27 @@ export async function rawWritesPerSecond(connectionString: string, count: number
 const CHANNELS = ['web', 'pos-001', 'pos-002', 'pos-003'];
 
 /**
+ * How the benchmark learns that operations are applied: `feed` reads the channels' feed (one request per poll,
+ * as a channel would), `poll` reads every operation's status (about one request per operation, which no real
+ * client spends). BENCH_COMPLETION picks it; `feed` unless told.
+ */
+export type Completion = 'feed' | 'poll';
+export const defaultCompletion: Completion = process.env.BENCH_COMPLETION === 'poll' ? 'poll' : 'feed';
+
+interface FeedItem {
+  asyncCustomerAccount?: string;
+  changedAt: string;
+}
+
+/** Where the feed has been read to, per stack: a later phase need not page through an earlier one's entries. */
+const feedCursors = new WeakMap<BenchStack, string>();
+
+/** Pause between feed reads while operations are outstanding. */
+const FEED_POLL_MS = 150;
+/** A feed that has not moved for this long gets the oldest outstanding operations' status read. */
+const FEED_STALL_MS = 5000;
+
+/**
  * Submits channel operations over HTTP — four creates to every edit of a customer created earlier in the
  * run — and records when each was sent, for the submit → Synced latency.
  */
@@ -58,7 +79,7 @@ class Submitter {
   private readonly tokens: Map<string, string>;
   private readonly created: string[] = [];
   private n = 0;
-  readonly sent: { operationId: string; sentAt: number }[] = [];
+  readonly sent: { operationId: string; customerKey: string; seq: number; sentAt: number }[] = [];
 
   constructor(private readonly stack: BenchStack) {
     this.tokens = new Map(CHANNELS.map((c) => [c, stack.token('Channel', c)]));
@@ -92,21 +113,92 @@ class Submitter {
     if (response.status !== 202) throw new Error(`${path} answered ${response.status}: ${text}`);
     const answer = JSON.parse(text) as { operationId: string; asyncCustomerAccount?: string };
     if (answer.asyncCustomerAccount) this.created.push(answer.asyncCustomerAccount);
-    this.sent.push({ operationId: answer.operationId, sentAt });
+    // Operation ids are `<customer key>-<seq>` (operationIdOf); a channel's customer key is its async account.
+    const match = /^(.+)-(\d+)$/.exec(answer.operationId);
+    if (!match) throw new Error(`unexpected operation id ${answer.operationId}`);
+    this.sent.push({ operationId: answer.operationId, customerKey: match[1]!, seq: Number(match[2]), sentAt });
   }
 
   /** Waits until every operation sent is Synced; returns each one's appliedAt (ms) in send order. */
-  async appliedTimes(timeoutMs: number): Promise<number[]> {
-    const reader = this.stack.token('Sync.Reader');
-    const get = async (id: string) =>
-      (await (
-        await fetch(`${this.stack.baseUrl}/operations/${id}`, { headers: { Authorization: `Bearer ${reader}` } })
-      ).json()) as { status: string; appliedAt?: string };
+  appliedTimes(timeoutMs: number, completion: Completion): Promise<number[]> {
+    return completion === 'feed' ? this.appliedFromFeed(timeoutMs) : this.appliedByPolling(timeoutMs);
+  }
+
+  private readonly reader = () => this.stack.token('Sync.Reader');
+
+  private async operation(id: string) {
+    const response = await fetch(`${this.stack.baseUrl}/operations/${id}`, {
+      headers: { Authorization: `Bearer ${this.reader()}` },
+    });
+    return (await response.json()) as { operationId?: string; status: string; appliedAt?: string };
+  }
+
+  /**
+   * From the channels' feed, which holds every channel's customers: one item per applied operation, oldest
+   * first, its `changedAt` the operation's `appliedAt`. A customer's operations apply in sequence order (an edit
+   * sent before its create is applied waits for it), so its k-th item is its k-th operation by sequence number.
+   * If the feed stops moving, the oldest outstanding operations' status says whether one failed.
+   */
+  private async appliedFromFeed(timeoutMs: number): Promise<number[]> {
+    const byCustomer = new Map<string, number[]>();
+    this.sent.forEach((s, i) => {
+      const list = byCustomer.get(s.customerKey) ?? [];
+      byCustomer.set(s.customerKey, list);
+      list.push(i);
+    });
+    for (const list of byCustomer.values()) list.sort((a, b) => this.sent[a]!.seq - this.sent[b]!.seq);
+    const matched = new Map<string, number>();
+    const applied = this.sent.map(() => NaN);
+    let outstanding = this.sent.length;
+    const token = this.tokens.get('web')!;
+    const deadline = Date.now() + timeoutMs;
+    let lastProgress = Date.now();
+    let cursor = feedCursors.get(this.stack);
+    while (outstanding > 0) {
+      const query = cursor === undefined ? '' : `?cursor=${encodeURIComponent(cursor)}`;
+      const response = await fetch(`${this.stack.baseUrl}/channels/web/customer-updates${query}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      const text = await response.text();
+      if (response.status !== 200) throw new Error(`the feed answered ${response.status}: ${text}`);
+      const page = JSON.parse(text) as { items: FeedItem[]; cursor: string };
+      for (const item of page.items) {
+        const list = item.asyncCustomerAccount === undefined ? undefined : byCustomer.get(item.asyncCustomerAccount);
+        if (!list) continue; // another phase's customer
+        const k = matched.get(item.asyncCustomerAccount!) ?? 0;
+        if (k >= list.length) throw new Error(`more feed items than operations for ${item.asyncCustomerAccount}`);
+        applied[list[k]!] = Date.parse(item.changedAt);
+        matched.set(item.asyncCustomerAccount!, k + 1);
+        outstanding--;
+      }
+      cursor = page.cursor;
+      feedCursors.set(this.stack, cursor);
+      if (page.items.length > 0) lastProgress = Date.now();
+      if (outstanding === 0) break;
+      if (page.items.length >= 500) continue; // a full page: more is waiting
+      if (Date.now() - lastProgress > FEED_STALL_MS || Date.now() > deadline) {
+        const stuck = applied.flatMap((t, i) => (Number.isNaN(t) ? [this.sent[i]!.operationId] : [])).slice(0, 16);
+        const ops = await Promise.all(stuck.map((id) => this.operation(id)));
+        const failed = ops.find((op) => op.status === 'Failed');
+        if (failed) throw new Error(`an operation failed: ${JSON.stringify(failed)}`);
+        if (Date.now() > deadline) {
+          const statuses = ops.map((op, i) => `${stuck[i]} ${op.status}`).join(', ');
+          throw new Error(`${outstanding} operations not in the feed after ${timeoutMs / 1000} s: ${statuses}`);
+        }
+        lastProgress = Date.now(); // look again after another stall
+      }
+      await new Promise((r) => setTimeout(r, FEED_POLL_MS));
+    }
+    return applied;
+  }
+
+  /** The old way: reads every operation until it is Synced (about one request per operation). */
+  private async appliedByPolling(timeoutMs: number): Promise<number[]> {
     const deadline = Date.now() + timeoutMs;
     const applied: number[] = [];
     // Operations finish roughly in send order: wait on each in turn, reading a few ahead at a time.
     for (let i = 0; i < this.sent.length;) {
-      const ops = await Promise.all(this.sent.slice(i, i + 16).map((s) => get(s.operationId)));
+      const ops = await Promise.all(this.sent.slice(i, i + 16).map((s) => this.operation(s.operationId)));
       let progressed = false;
       for (const op of ops) {
         if (op.status === 'Failed') throw new Error(`an operation failed: ${JSON.stringify(op)}`);
@@ -124,15 +216,21 @@ class Submitter {
 }
 
 /** Closed loop: `count` operations at `concurrency`, end to end (first send to last Synced). */
-export async function throughput(stack: BenchStack, count: number, concurrency = 64) {
+export async function throughput(
+  stack: BenchStack,
+  count: number,
+  options: { concurrency?: number; completion?: Completion } = {},
+) {
+  const completion = options.completion ?? defaultCompletion;
   const submitter = new Submitter(stack);
   const started = Date.now();
-  await pool(count, concurrency, () => submitter.submit());
+  await pool(count, options.concurrency ?? 64, () => submitter.submit());
   const submitSeconds = (Date.now() - started) / 1000;
-  const applied = await submitter.appliedTimes(300_000);
+  const applied = await submitter.appliedTimes(300_000, completion);
   const seconds = (Math.max(...applied) - started) / 1000;
   return {
     operations: count,
+    completion,
     submitPerSecond: Math.round(count / submitSeconds),
     opsPerSecond: Math.round(count / seconds),
   };
@@ -142,7 +240,12 @@ export async function throughput(stack: BenchStack, count: number, concurrency =
  * Open loop: operations sent at a steady `rate` per second for `seconds`, whether or not earlier ones have
  * finished (as channels would), and the time from sending each to its appliedAt.
  */
-export async function latencyAtRate(stack: BenchStack, rate: number, seconds: number) {
+export async function latencyAtRate(
+  stack: BenchStack,
+  rate: number,
+  seconds: number,
+  completion: Completion = defaultCompletion,
+) {
   const submitter = new Submitter(stack);
   const total = rate * seconds;
   const started = performance.now();
@@ -156,9 +259,10 @@ export async function latencyAtRate(stack: BenchStack, rate: number, seconds: nu
   // A submit refused under overload is a finding, not the end of the run: counted and reported.
   const failures = (await Promise.allSettled(inFlight)).filter((r) => r.status === 'rejected');
   const achievedRate = Math.round(total / ((performance.now() - started) / 1000));
-  const applied = await submitter.appliedTimes(300_000);
+  const applied = await submitter.appliedTimes(300_000, completion);
   const latencies = submitter.sent.map((s, i) => applied[i]! - s.sentAt);
   return {
+    completion,
     offeredRate: rate,
     achievedRate,
     operations: total,
