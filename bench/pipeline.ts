@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 
 import { TableClient } from '@azure/data-tables';
 
+import type { MeterCounts } from '../local/request-meter';
+import { cpuBetween, cpuSample } from './cpu';
 import type { BenchStack } from './stack';
 
 export interface Percentiles {
@@ -215,6 +217,54 @@ class Submitter {
   }
 }
 
+/** What the stack spent over a measured interval, per operation. */
+export interface Cost {
+  /** Table Storage requests the host made, per operation (local/request-meter.ts); absent with BENCH_METER=0. */
+  requestsPerOperation?: { submit: number; process: number; total: number };
+  /** The host's Table Storage requests for the benchmark's own completion detection, per operation. */
+  completionDetectionRequestsPerOperation?: number;
+  /** CPU ms per operation by process (bench/cpu.ts): storage = Azurite, loadGenerator = this process. */
+  cpuMsPerOperation: { host: number; storage: number; broker: number; loadGenerator: number; total: number };
+  /** Share of the machine's CPU that was busy over the interval, and what everything else used (s). */
+  machineBusyPercent: number;
+  otherCpuSeconds: number;
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/** Starts measuring what the stack spends; the returned function ends it, for `operations` operations. */
+async function measureCost(stack: BenchStack): Promise<(operations: number) => Promise<Cost>> {
+  const countsBefore = await stack.meterCounts();
+  const cpuBefore = cpuSample(stack.pids());
+  return async (operations) => {
+    const cpu = cpuBetween(cpuBefore, cpuSample(stack.pids()));
+    const countsAfter = await stack.meterCounts();
+    const perOp = (seconds: number | undefined) => round2(((seconds ?? NaN) * 1000) / operations);
+    const s = cpu.seconds;
+    const cost: Cost = {
+      cpuMsPerOperation: {
+        host: perOp(s.host),
+        storage: perOp(s.azurite),
+        broker: perOp(s.broker),
+        loadGenerator: perOp(s.bench),
+        total: perOp((s.host ?? NaN) + (s.azurite ?? NaN) + (s.broker ?? NaN) + (s.bench ?? NaN)),
+      },
+      machineBusyPercent: cpu.machineBusyPercent,
+      otherCpuSeconds: cpu.otherSeconds,
+    };
+    if (countsBefore && countsAfter) {
+      const delta = (k: keyof MeterCounts['storage']) => countsAfter.storage[k] - countsBefore.storage[k];
+      cost.requestsPerOperation = {
+        submit: round2(delta('submit') / operations),
+        process: round2(delta('process') / operations),
+        total: round2((delta('submit') + delta('process')) / operations),
+      };
+      cost.completionDetectionRequestsPerOperation = round2(delta('completionDetection') / operations);
+    }
+    return cost;
+  };
+}
+
 /** Closed loop: `count` operations at `concurrency`, end to end (first send to last Synced). */
 export async function throughput(
   stack: BenchStack,
@@ -223,6 +273,7 @@ export async function throughput(
 ) {
   const completion = options.completion ?? defaultCompletion;
   const submitter = new Submitter(stack);
+  const cost = await measureCost(stack);
   const started = Date.now();
   await pool(count, options.concurrency ?? 64, () => submitter.submit());
   const submitSeconds = (Date.now() - started) / 1000;
@@ -233,6 +284,7 @@ export async function throughput(
     completion,
     submitPerSecond: Math.round(count / submitSeconds),
     opsPerSecond: Math.round(count / seconds),
+    ...(await cost(count)),
   };
 }
 
@@ -248,6 +300,7 @@ export async function latencyAtRate(
 ) {
   const submitter = new Submitter(stack);
   const total = rate * seconds;
+  const cost = await measureCost(stack);
   const started = performance.now();
   const inFlight: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
@@ -261,6 +314,7 @@ export async function latencyAtRate(
   const achievedRate = Math.round(total / ((performance.now() - started) / 1000));
   const applied = await submitter.appliedTimes(300_000, completion);
   const latencies = submitter.sent.map((s, i) => applied[i]! - s.sentAt);
+  const spent = await cost(submitter.sent.length);
   return {
     completion,
     offeredRate: rate,
@@ -269,5 +323,6 @@ export async function latencyAtRate(
     failedSubmits: failures.length,
     ...(failures[0] ? { firstFailure: String(failures[0].reason).slice(0, 300) } : {}),
     ...percentiles(latencies),
+    ...spent,
   };
 }
