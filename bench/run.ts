@@ -178,7 +178,8 @@ function printTable(r: PipelineResults): void {
     `≥ 300 and ≥ 0.1 × raw (${r.opsPerSecondVsRaw} × raw; completion by ${r.throughputRun.completion})`,
   );
   const requests = (q: Cost['requestsPerOperation']) => (q ? `${q.submit}+${q.process}=${q.total}` : 'not metered');
-  const cpu = (c: Cost['cpuMsPerOperation']) => `${c.host}/${c.storage}/${c.broker}/${c.loadGenerator}`;
+  const cpu = (c: Cost['cpuMsPerOperation']) =>
+    [c.host, c.storage, c.broker, c.loadGenerator].map((ms) => ms.toFixed(1)).join('/');
   const detection = (n: number | undefined) => (n === undefined ? '' : `; ${n}/op more to detect completion`);
   row(
     'storage requests/op (submit+process)',
