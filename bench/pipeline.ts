@@ -138,18 +138,20 @@ class Submitter {
   /**
    * From the channels' feed, which holds every channel's customers: one item per applied operation, oldest
    * first, its `changedAt` the operation's `appliedAt`. A customer's operations apply in sequence order (an edit
-   * sent before its create is applied waits for it), so its k-th item is its k-th operation by sequence number.
+   * sent before its create is applied waits for it), so its k-th item is its operation k (sequence numbers start
+   * at 1; none of the benchmark's operations fails, and a failure ends the run). Matching by sequence number
+   * rather than by position among the answers received keeps an operation whose answer was lost (a submit that
+   * failed on the client's side but was accepted) from shifting the others.
    * If the feed stops moving, the oldest outstanding operations' status says whether one failed.
    */
   private async appliedFromFeed(timeoutMs: number): Promise<number[]> {
-    const byCustomer = new Map<string, number[]>();
+    const bySeq = new Map<string, Map<number, number>>();
     this.sent.forEach((s, i) => {
-      const list = byCustomer.get(s.customerKey) ?? [];
-      byCustomer.set(s.customerKey, list);
-      list.push(i);
+      const ops = bySeq.get(s.customerKey) ?? new Map<number, number>();
+      bySeq.set(s.customerKey, ops);
+      ops.set(s.seq, i);
     });
-    for (const list of byCustomer.values()) list.sort((a, b) => this.sent[a]!.seq - this.sent[b]!.seq);
-    const matched = new Map<string, number>();
+    const itemsSeen = new Map<string, number>();
     const applied = this.sent.map(() => NaN);
     let outstanding = this.sent.length;
     const token = this.tokens.get('web')!;
@@ -165,12 +167,14 @@ class Submitter {
       if (response.status !== 200) throw new Error(`the feed answered ${response.status}: ${text}`);
       const page = JSON.parse(text) as { items: FeedItem[]; cursor: string };
       for (const item of page.items) {
-        const list = item.asyncCustomerAccount === undefined ? undefined : byCustomer.get(item.asyncCustomerAccount);
-        if (!list) continue; // another phase's customer
-        const k = matched.get(item.asyncCustomerAccount!) ?? 0;
-        if (k >= list.length) throw new Error(`more feed items than operations for ${item.asyncCustomerAccount}`);
-        applied[list[k]!] = Date.parse(item.changedAt);
-        matched.set(item.asyncCustomerAccount!, k + 1);
+        const key = item.asyncCustomerAccount;
+        const ops = key === undefined ? undefined : bySeq.get(key);
+        if (!ops) continue; // another phase's customer
+        const seq = (itemsSeen.get(key!) ?? 0) + 1;
+        itemsSeen.set(key!, seq);
+        const i = ops.get(seq);
+        if (i === undefined) continue; // an operation whose answer was lost
+        applied[i] = Date.parse(item.changedAt);
         outstanding--;
       }
       cursor = page.cursor;
