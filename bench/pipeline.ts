@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 
 import { TableClient } from '@azure/data-tables';
 
+import type { MeterCounts } from '../local/request-meter';
+import { cpuBetween, cpuSample } from './cpu';
 import type { BenchStack } from './stack';
 
 export interface Percentiles {
@@ -50,6 +52,27 @@ export async function rawWritesPerSecond(connectionString: string, count: number
 const CHANNELS = ['web', 'pos-001', 'pos-002', 'pos-003'];
 
 /**
+ * How the benchmark learns that operations are applied: `feed` reads the channels' feed (one request per poll,
+ * as a channel would), `poll` reads every operation's status (about one request per operation, which no real
+ * client spends). BENCH_COMPLETION picks it; `feed` unless told.
+ */
+export type Completion = 'feed' | 'poll';
+export const defaultCompletion: Completion = process.env.BENCH_COMPLETION === 'poll' ? 'poll' : 'feed';
+
+interface FeedItem {
+  asyncCustomerAccount?: string;
+  changedAt: string;
+}
+
+/** Where the feed has been read to, per stack: a later phase need not page through an earlier one's entries. */
+const feedCursors = new WeakMap<BenchStack, string>();
+
+/** Pause between feed reads while operations are outstanding. */
+const FEED_POLL_MS = 150;
+/** A feed that has not moved for this long gets the oldest outstanding operations' status read. */
+const FEED_STALL_MS = 5000;
+
+/**
  * Submits channel operations over HTTP — four creates to every edit of a customer created earlier in the
  * run — and records when each was sent, for the submit → Synced latency.
  */
@@ -58,7 +81,7 @@ class Submitter {
   private readonly tokens: Map<string, string>;
   private readonly created: string[] = [];
   private n = 0;
-  readonly sent: { operationId: string; sentAt: number }[] = [];
+  readonly sent: { operationId: string; customerKey: string; seq: number; sentAt: number }[] = [];
 
   constructor(private readonly stack: BenchStack) {
     this.tokens = new Map(CHANNELS.map((c) => [c, stack.token('Channel', c)]));
@@ -92,21 +115,96 @@ class Submitter {
     if (response.status !== 202) throw new Error(`${path} answered ${response.status}: ${text}`);
     const answer = JSON.parse(text) as { operationId: string; asyncCustomerAccount?: string };
     if (answer.asyncCustomerAccount) this.created.push(answer.asyncCustomerAccount);
-    this.sent.push({ operationId: answer.operationId, sentAt });
+    // Operation ids are `<customer key>-<seq>` (operationIdOf); a channel's customer key is its async account.
+    const match = /^(.+)-(\d+)$/.exec(answer.operationId);
+    if (!match) throw new Error(`unexpected operation id ${answer.operationId}`);
+    this.sent.push({ operationId: answer.operationId, customerKey: match[1]!, seq: Number(match[2]), sentAt });
   }
 
   /** Waits until every operation sent is Synced; returns each one's appliedAt (ms) in send order. */
-  async appliedTimes(timeoutMs: number): Promise<number[]> {
-    const reader = this.stack.token('Sync.Reader');
-    const get = async (id: string) =>
-      (await (
-        await fetch(`${this.stack.baseUrl}/operations/${id}`, { headers: { Authorization: `Bearer ${reader}` } })
-      ).json()) as { status: string; appliedAt?: string };
+  appliedTimes(timeoutMs: number, completion: Completion): Promise<number[]> {
+    return completion === 'feed' ? this.appliedFromFeed(timeoutMs) : this.appliedByPolling(timeoutMs);
+  }
+
+  private readonly reader = () => this.stack.token('Sync.Reader');
+
+  private async operation(id: string) {
+    const response = await fetch(`${this.stack.baseUrl}/operations/${id}`, {
+      headers: { Authorization: `Bearer ${this.reader()}` },
+    });
+    return (await response.json()) as { operationId?: string; status: string; appliedAt?: string };
+  }
+
+  /**
+   * From the channels' feed, which holds every channel's customers: one item per applied operation, oldest
+   * first, its `changedAt` the operation's `appliedAt`. A customer's operations apply in sequence order (an edit
+   * sent before its create is applied waits for it), so its k-th item is its operation k (sequence numbers start
+   * at 1; none of the benchmark's operations fails, and a failure ends the run). Matching by sequence number
+   * rather than by position among the answers received keeps an operation whose answer was lost (a submit that
+   * failed on the client's side but was accepted) from shifting the others.
+   * If the feed stops moving, the oldest outstanding operations' status says whether one failed.
+   */
+  private async appliedFromFeed(timeoutMs: number): Promise<number[]> {
+    const bySeq = new Map<string, Map<number, number>>();
+    this.sent.forEach((s, i) => {
+      const ops = bySeq.get(s.customerKey) ?? new Map<number, number>();
+      bySeq.set(s.customerKey, ops);
+      ops.set(s.seq, i);
+    });
+    const itemsSeen = new Map<string, number>();
+    const applied = this.sent.map(() => NaN);
+    let outstanding = this.sent.length;
+    const token = this.tokens.get('web')!;
+    const deadline = Date.now() + timeoutMs;
+    let lastProgress = Date.now();
+    let cursor = feedCursors.get(this.stack);
+    while (outstanding > 0) {
+      const query = cursor === undefined ? '' : `?cursor=${encodeURIComponent(cursor)}`;
+      const response = await fetch(`${this.stack.baseUrl}/channels/web/customer-updates${query}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      const text = await response.text();
+      if (response.status !== 200) throw new Error(`the feed answered ${response.status}: ${text}`);
+      const page = JSON.parse(text) as { items: FeedItem[]; cursor: string };
+      for (const item of page.items) {
+        const key = item.asyncCustomerAccount;
+        const ops = key === undefined ? undefined : bySeq.get(key);
+        if (!ops) continue; // another phase's customer
+        const seq = (itemsSeen.get(key!) ?? 0) + 1;
+        itemsSeen.set(key!, seq);
+        const i = ops.get(seq);
+        if (i === undefined) continue; // an operation whose answer was lost
+        applied[i] = Date.parse(item.changedAt);
+        outstanding--;
+      }
+      cursor = page.cursor;
+      feedCursors.set(this.stack, cursor);
+      if (page.items.length > 0) lastProgress = Date.now();
+      if (outstanding === 0) break;
+      if (page.items.length >= 500) continue; // a full page: more is waiting
+      if (Date.now() - lastProgress > FEED_STALL_MS || Date.now() > deadline) {
+        const stuck = applied.flatMap((t, i) => (Number.isNaN(t) ? [this.sent[i]!.operationId] : [])).slice(0, 16);
+        const ops = await Promise.all(stuck.map((id) => this.operation(id)));
+        const failed = ops.find((op) => op.status === 'Failed');
+        if (failed) throw new Error(`an operation failed: ${JSON.stringify(failed)}`);
+        if (Date.now() > deadline) {
+          const statuses = ops.map((op, i) => `${stuck[i]} ${op.status}`).join(', ');
+          throw new Error(`${outstanding} operations not in the feed after ${timeoutMs / 1000} s: ${statuses}`);
+        }
+        lastProgress = Date.now(); // look again after another stall
+      }
+      await new Promise((r) => setTimeout(r, FEED_POLL_MS));
+    }
+    return applied;
+  }
+
+  /** The old way: reads every operation until it is Synced (about one request per operation). */
+  private async appliedByPolling(timeoutMs: number): Promise<number[]> {
     const deadline = Date.now() + timeoutMs;
     const applied: number[] = [];
     // Operations finish roughly in send order: wait on each in turn, reading a few ahead at a time.
     for (let i = 0; i < this.sent.length;) {
-      const ops = await Promise.all(this.sent.slice(i, i + 16).map((s) => get(s.operationId)));
+      const ops = await Promise.all(this.sent.slice(i, i + 16).map((s) => this.operation(s.operationId)));
       let progressed = false;
       for (const op of ops) {
         if (op.status === 'Failed') throw new Error(`an operation failed: ${JSON.stringify(op)}`);
@@ -123,18 +221,74 @@ class Submitter {
   }
 }
 
+/** What the stack spent over a measured interval, per operation. */
+export interface Cost {
+  /** Table Storage requests the host made, per operation (local/request-meter.ts); absent with BENCH_METER=0. */
+  requestsPerOperation?: { submit: number; process: number; total: number };
+  /** The host's Table Storage requests for the benchmark's own completion detection, per operation. */
+  completionDetectionRequestsPerOperation?: number;
+  /** CPU ms per operation by process (bench/cpu.ts): storage = Azurite, loadGenerator = this process. */
+  cpuMsPerOperation: { host: number; storage: number; broker: number; loadGenerator: number; total: number };
+  /** Share of the machine's CPU that was busy over the interval, and what everything else used (s). */
+  machineBusyPercent: number;
+  otherCpuSeconds: number;
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/** Starts measuring what the stack spends; the returned function ends it, for `operations` operations. */
+async function measureCost(stack: BenchStack): Promise<(operations: number) => Promise<Cost>> {
+  const countsBefore = await stack.meterCounts();
+  const cpuBefore = cpuSample(stack.pids());
+  return async (operations) => {
+    const cpu = cpuBetween(cpuBefore, cpuSample(stack.pids()));
+    const countsAfter = await stack.meterCounts();
+    const perOp = (seconds: number | undefined) => round2(((seconds ?? NaN) * 1000) / operations);
+    const s = cpu.seconds;
+    const cost: Cost = {
+      cpuMsPerOperation: {
+        host: perOp(s.host),
+        storage: perOp(s.azurite),
+        broker: perOp(s.broker),
+        loadGenerator: perOp(s.bench),
+        total: perOp((s.host ?? NaN) + (s.azurite ?? NaN) + (s.broker ?? NaN) + (s.bench ?? NaN)),
+      },
+      machineBusyPercent: cpu.machineBusyPercent,
+      otherCpuSeconds: cpu.otherSeconds,
+    };
+    if (countsBefore && countsAfter) {
+      const delta = (k: keyof MeterCounts['storage']) => countsAfter.storage[k] - countsBefore.storage[k];
+      cost.requestsPerOperation = {
+        submit: round2(delta('submit') / operations),
+        process: round2(delta('process') / operations),
+        total: round2((delta('submit') + delta('process')) / operations),
+      };
+      cost.completionDetectionRequestsPerOperation = round2(delta('completionDetection') / operations);
+    }
+    return cost;
+  };
+}
+
 /** Closed loop: `count` operations at `concurrency`, end to end (first send to last Synced). */
-export async function throughput(stack: BenchStack, count: number, concurrency = 64) {
+export async function throughput(
+  stack: BenchStack,
+  count: number,
+  options: { concurrency?: number; completion?: Completion } = {},
+) {
+  const completion = options.completion ?? defaultCompletion;
   const submitter = new Submitter(stack);
+  const cost = await measureCost(stack);
   const started = Date.now();
-  await pool(count, concurrency, () => submitter.submit());
+  await pool(count, options.concurrency ?? 64, () => submitter.submit());
   const submitSeconds = (Date.now() - started) / 1000;
-  const applied = await submitter.appliedTimes(300_000);
+  const applied = await submitter.appliedTimes(300_000, completion);
   const seconds = (Math.max(...applied) - started) / 1000;
   return {
     operations: count,
+    completion,
     submitPerSecond: Math.round(count / submitSeconds),
     opsPerSecond: Math.round(count / seconds),
+    ...(await cost(count)),
   };
 }
 
@@ -142,9 +296,15 @@ export async function throughput(stack: BenchStack, count: number, concurrency =
  * Open loop: operations sent at a steady `rate` per second for `seconds`, whether or not earlier ones have
  * finished (as channels would), and the time from sending each to its appliedAt.
  */
-export async function latencyAtRate(stack: BenchStack, rate: number, seconds: number) {
+export async function latencyAtRate(
+  stack: BenchStack,
+  rate: number,
+  seconds: number,
+  completion: Completion = defaultCompletion,
+) {
   const submitter = new Submitter(stack);
   const total = rate * seconds;
+  const cost = await measureCost(stack);
   const started = performance.now();
   const inFlight: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
@@ -156,14 +316,17 @@ export async function latencyAtRate(stack: BenchStack, rate: number, seconds: nu
   // A submit refused under overload is a finding, not the end of the run: counted and reported.
   const failures = (await Promise.allSettled(inFlight)).filter((r) => r.status === 'rejected');
   const achievedRate = Math.round(total / ((performance.now() - started) / 1000));
-  const applied = await submitter.appliedTimes(300_000);
+  const applied = await submitter.appliedTimes(300_000, completion);
   const latencies = submitter.sent.map((s, i) => applied[i]! - s.sentAt);
+  const spent = await cost(submitter.sent.length);
   return {
+    completion,
     offeredRate: rate,
     achievedRate,
     operations: total,
     failedSubmits: failures.length,
     ...(failures[0] ? { firstFailure: String(failures[0].reason).slice(0, 300) } : {}),
     ...percentiles(latencies),
+    ...spent,
   };
 }

@@ -7,6 +7,7 @@ import { type DevDataverse, startDevDataverse } from '../local/dataverse';
 import { type HostProcess, hostStopGraceMs, launchHost } from '../local/host-process';
 import { freePort } from '../local/ports';
 import { stopChild } from '../local/processes';
+import type { MeterCounts } from '../local/request-meter';
 import { projectRoot } from '../local/root';
 import { devToken, localSettings } from '../local/settings';
 
@@ -20,6 +21,8 @@ export interface BenchStack {
   /** The stack's processes by name, for CPU accounting; `bench` is this process (and the Dataverse in it). */
   pids(): Record<string, number>;
   token(role: 'Channel' | 'Sync.Reader' | 'Sync.Operator', channel?: string): string;
+  /** The host's request meter so far (local/request-meter.ts); undefined with BENCH_METER=0. */
+  meterCounts(): Promise<MeterCounts | undefined>;
   /** The last lines the host wrote (for a failed run). */
   hostLog(): string;
   /** The host process's peak resident set size so far (VmHWM), in MiB. */
@@ -46,6 +49,8 @@ export async function startBenchStack(options: { dataverse?: boolean } = {}): Pr
   });
   const serviceBus = await firstLineMatching(broker, /^Endpoint=sb:/);
   const dataverse = options.dataverse ? await startDevDataverse({ port: 0 }) : undefined;
+  // BENCH_METER=0 leaves the request meter out of the host (its async-context tracking costs host CPU).
+  const meterPort = process.env.BENCH_METER === '0' ? undefined : await freePort();
   const settings: Record<string, string> = {
     ...localSettings(root),
     STORAGE_CONNECTION_STRING: azurite.connectionString,
@@ -57,11 +62,15 @@ export async function startBenchStack(options: { dataverse?: boolean } = {}): Pr
     DATAVERSE_TOKEN: 'bench',
     CRM_SYNC_SCHEDULE: NEVER,
     ALERTS_SCHEDULE: NEVER,
-    // BENCH_HOST_CPU_PROF=<dir>: the host writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
-    ...(process.env.BENCH_HOST_CPU_PROF
-      ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_HOST_CPU_PROF}` }
-      : {}),
+    ...(meterPort ? { BENCH_METER_PORT: String(meterPort), BENCH_METER_TABLE_PORT: String(azurite.port) } : {}),
   };
+  const nodeOptions = [
+    // The request meter (local/request-meter.ts): Table Storage requests the host makes, by context.
+    ...(meterPort ? [`--require=${join(root, 'dist/local/request-meter.js')}`] : []),
+    // BENCH_HOST_CPU_PROF=<dir>: the host writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+    ...(process.env.BENCH_HOST_CPU_PROF ? [`--cpu-prof --cpu-prof-dir=${process.env.BENCH_HOST_CPU_PROF}`] : []),
+  ];
+  if (nodeOptions.length > 0) settings.NODE_OPTIONS = nodeOptions.join(' ');
   let host: HostProcess;
   let hostOutput = '';
   try {
@@ -78,6 +87,8 @@ export async function startBenchStack(options: { dataverse?: boolean } = {}): Pr
     dataverse,
     pids: () => ({ host: host.process.pid!, azurite: azurite.pid, broker: broker.pid!, bench: process.pid }),
     token: (role, channel) => devToken(settings, role, channel),
+    meterCounts: async () =>
+      meterPort ? ((await (await fetch(`http://127.0.0.1:${meterPort}/`)).json()) as MeterCounts) : undefined,
     hostLog: () => hostOutput,
     hostPeakRssMb: () => {
       const status = readFileSync(`/proc/${host.process.pid}/status`, 'utf8');
