@@ -13,13 +13,15 @@ import { openStore } from '../shared/storage';
 import { LOAD_DAYS, loadAuditLog, timeQueries } from './audit';
 import { couplingPhase, type CouplingResults } from './coupling';
 import { type Cost, defaultCompletion, latencyAtRate, rawWritesPerSecond, throughput } from './pipeline';
-import { startBenchStack } from './stack';
+import { type BenchStack, startBenchStack } from './stack';
 
 const quick = process.argv.includes('--quick');
 const operationsArg = process.argv.indexOf('--operations');
 const onlyArg = process.argv.indexOf('--only');
 const only = onlyArg > 0 ? process.argv[onlyArg + 1] : undefined;
-if (only !== undefined && only !== 'coupling') throw new Error(`--only knows one phase: coupling (not ${only})`);
+if (only !== undefined && only !== 'coupling' && only !== 'pipeline') {
+  throw new Error(`--only knows coupling (phase 5) and pipeline (phases 1–3), not ${only}`);
+}
 const profile = {
   ...(quick
     ? { rawWrites: 5_000, throughputOps: 3_000, rate: 200, rateSeconds: 20, auditOps: 100_000, queryRounds: 20 }
@@ -30,16 +32,17 @@ const profile = {
   couplingCustomers: Number(process.env.BENCH_COUPLING_CUSTOMERS ?? (quick ? 2_000 : 10_000)),
 };
 const pipelinePhases = only !== 'coupling';
+const auditPhase = only === undefined;
 // `--compare-completion`: a second throughput run right after the first, detecting completion the other way
 // (`poll` reads every operation, `feed` reads the channels' feed; see bench/pipeline.ts), for comparison.
 const compareCompletion = process.argv.includes('--compare-completion');
-const couplingPhaseRuns = profile.couplingCustomers > 0;
+const couplingPhaseRuns = only !== 'pipeline' && profile.couplingCustomers > 0;
 
 const log = (line: string) => console.log(line);
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const phases = (pipelinePhases ? 4 : 0) + (couplingPhaseRuns ? 1 : 0);
+  const phases = (pipelinePhases ? 3 : 0) + (auditPhase ? 1 : 0) + (couplingPhaseRuns ? 1 : 0);
   const name = only ? `${only} only` : quick ? 'quick' : 'full';
   log(`Customer Sync benchmark (${name} profile), starting the local stack…`);
   const results: Record<string, unknown> = {
@@ -89,13 +92,7 @@ async function pipelineAndAuditPhases(phases: number) {
     const latency = await latencyAtRate(stack, profile.rate, profile.rateSeconds);
 
     const live = profile.throughputOps + (compared?.operations ?? 0) + latency.operations;
-    log(`4/${phases} audit queries: loading ${profile.auditOps - live} operations over ${LOAD_DAYS} days…`);
-    const loadStarted = Date.now();
-    const store = await openStore(connection, stack.settings.TABLE_PREFIX);
-    const samples = await loadAuditLog(store, profile.auditOps - live, log);
-    const loadSeconds = Math.round((Date.now() - loadStarted) / 1000);
-    log(`    loaded in ${loadSeconds} s; timing each filter kind…`);
-    const queries = await timeQueries(stack, samples, profile.queryRounds);
+    const audit = auditPhase ? await auditQueries(stack, profile.auditOps - live, phases) : undefined;
 
     return {
       rawWritesPerSecond: raw,
@@ -126,11 +123,9 @@ async function pipelineAndAuditPhases(phases: number) {
         machineBusyPercent: latency.machineBusyPercent,
         otherCpuSeconds: latency.otherCpuSeconds,
       },
-      auditQueryMs: Object.fromEntries(Object.entries(queries).map(([k, q]) => [k, { p50: q.p50, p95: q.p95 }])),
-      entitiesReadPerItem: Object.fromEntries(Object.entries(queries).map(([k, q]) => [k, q.entitiesReadPerItem])),
+      ...audit,
       peakRssMb: stack.hostPeakRssMb(),
-      operations: profile.auditOps,
-      loadSeconds,
+      operations: audit ? profile.auditOps : live,
     };
   } catch (error) {
     console.error(`The host's last output:\n${stack.hostLog()}`);
@@ -138,6 +133,22 @@ async function pipelineAndAuditPhases(phases: number) {
   } finally {
     await stack.stop();
   }
+}
+
+/** Phase 4: the audit log filled up to `profile.auditOps` operations (`load` more), then each filter kind timed. */
+async function auditQueries(stack: BenchStack, load: number, phases: number) {
+  log(`4/${phases} audit queries: loading ${load} operations over ${LOAD_DAYS} days…`);
+  const loadStarted = Date.now();
+  const store = await openStore(stack.settings.STORAGE_CONNECTION_STRING!, stack.settings.TABLE_PREFIX);
+  const samples = await loadAuditLog(store, load, log);
+  const loadSeconds = Math.round((Date.now() - loadStarted) / 1000);
+  log(`    loaded in ${loadSeconds} s; timing each filter kind…`);
+  const queries = await timeQueries(stack, samples, profile.queryRounds);
+  return {
+    auditQueryMs: Object.fromEntries(Object.entries(queries).map(([k, q]) => [k, { p50: q.p50, p95: q.p95 }])),
+    entitiesReadPerItem: Object.fromEntries(Object.entries(queries).map(([k, q]) => [k, q.entitiesReadPerItem])),
+    loadSeconds,
+  };
 }
 
 function machineFacts() {
@@ -159,7 +170,7 @@ interface PipelineResults {
   throughputCompared?: { completion: string; opsPerSecond: number } & Cost;
   latencyMs: { p50: number; p95: number; p99: number };
   latencyRun: { cpuMsPerOperation: Cost['cpuMsPerOperation']; requestsPerOperation?: Cost['requestsPerOperation'] };
-  auditQueryMs: Record<string, { p50: number; p95: number }>;
+  auditQueryMs?: Record<string, { p50: number; p95: number }>;
   entitiesReadPerItem: Record<string, number>;
   peakRssMb: number;
   operations: number;
@@ -208,7 +219,7 @@ function printTable(r: PipelineResults): void {
   );
   row('  at 200/s: storage requests/op', requests(r.latencyRun.requestsPerOperation), '');
   row('  at 200/s: CPU ms/op', String(r.latencyRun.cpuMsPerOperation.total), cpu(r.latencyRun.cpuMsPerOperation));
-  for (const [kind, q] of Object.entries(r.auditQueryMs)) {
+  for (const [kind, q] of Object.entries(r.auditQueryMs ?? {})) {
     const target = kind === 'fieldIn24h' ? 'p95 ≤ 1000' : 'p95 ≤ 100';
     row(`query ${kind} p50/p95 ms`, `${q.p50}/${q.p95}`, `${target}, ${r.entitiesReadPerItem[kind]} entities/item`);
   }
