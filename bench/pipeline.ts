@@ -225,6 +225,8 @@ class Submitter {
 export interface Cost {
   /** Table Storage requests the host made, per operation (local/request-meter.ts); absent with BENCH_METER=0. */
   requestsPerOperation?: { submit: number; process: number; total: number };
+  /** The same by method and table (`POST $batch`: transactions), for where the requests go. */
+  requestsPerOperationByKind?: Record<string, number>;
   /** The host's Table Storage requests for the benchmark's own completion detection, per operation. */
   completionDetectionRequestsPerOperation?: number;
   /** CPU ms per operation by process (bench/cpu.ts): storage = Azurite, loadGenerator = this process. */
@@ -264,6 +266,11 @@ async function measureCost(stack: BenchStack): Promise<(operations: number) => P
         total: round2((delta('submit') + delta('process')) / operations),
       };
       cost.completionDetectionRequestsPerOperation = round2(delta('completionDetection') / operations);
+      const kinds = Object.entries(countsAfter.byKind).map(([kind, n]): [string, number] => [
+        kind,
+        round2((n - (countsBefore.byKind[kind] ?? 0)) / operations),
+      ]);
+      cost.requestsPerOperationByKind = Object.fromEntries(kinds.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]));
     }
     return cost;
   };

@@ -100,6 +100,7 @@ async function pipelineAndAuditPhases(phases: number) {
       opsPerSecondVsRaw: Math.round((pipeline.opsPerSecond / raw) * 100) / 100,
       submitPerSecond: pipeline.submitPerSecond,
       requestsPerOperation: pipeline.requestsPerOperation,
+      requestsPerOperationByKind: pipeline.requestsPerOperationByKind,
       cpuMsPerOperation: pipeline.cpuMsPerOperation,
       throughputRun: {
         operations: pipeline.operations,

@@ -29,6 +29,8 @@ export interface MeterCounts {
   storage: Record<MeterContext, number>;
   /** Inbound HTTP requests to the host by context. */
   inbound: Record<Exclude<MeterContext, 'process'>, number>;
+  /** Requests to Table Storage outside completion detection, by method and table (`POST $batch`: transactions). */
+  byKind: Record<string, number>;
 }
 
 const detection = /\/customer-updates(?:[?/]|$)|^\/api\/operations(?:[?/]|$)/;
@@ -38,6 +40,7 @@ function install(tablePort: string, meterPort: number): void {
   const counts: MeterCounts = {
     storage: { submit: 0, completionDetection: 0, process: 0 },
     inbound: { submit: 0, completionDetection: 0 },
+    byKind: {},
   };
 
   const meter = http.createServer((_req, res) => {
@@ -55,22 +58,34 @@ function install(tablePort: string, meterPort: number): void {
     return context.run(name, () => emit.call(this, event, ...args));
   } as typeof http.Server.prototype.emit;
 
-  const isTable = (args: unknown[]): boolean => {
-    const [first, second] = args;
-    const port = (target: unknown): string | undefined => {
-      if (typeof target === 'string') return new URL(target).port;
-      if (target instanceof URL) return target.port;
-      if (target && typeof target === 'object' && 'port' in target) {
-        return (target as { port?: unknown }).port === undefined ? undefined : String(target.port);
+  /** The request's port, method and path, from `request(url[, options])` or `request(options)`. */
+  const target = (args: unknown[]) => {
+    const parts: { port?: string; method?: string; path?: string } = {};
+    for (const arg of args.slice(0, 2)) {
+      if (typeof arg === 'string' || arg instanceof URL) {
+        const url = new URL(arg);
+        Object.assign(parts, { port: url.port, path: url.pathname });
+      } else if (arg && typeof arg === 'object') {
+        const { port, method, path } = arg as { port?: unknown; method?: unknown; path?: unknown };
+        if (port !== undefined) parts.port = String(port);
+        if (typeof method === 'string') parts.method = method;
+        if (typeof path === 'string') parts.path = path;
       }
-      return undefined;
-    };
-    return (port(second) ?? port(first)) === tablePort;
+    }
+    return parts;
   };
   const wrap = (module: typeof http | typeof https) => {
     const request = module.request;
     module.request = function (...args: unknown[]) {
-      if (isTable(args)) counts.storage[context.getStore() ?? 'process']++;
+      const { port, method = 'GET', path = '' } = target(args);
+      if (port === tablePort) {
+        const made = context.getStore() ?? 'process';
+        counts.storage[made]++;
+        // `/<account>/<table>(keys)?query`: the table (a prefixed name) or `$batch`.
+        const table = /^\/[^/]+\/([^/(?]+)/.exec(path)?.[1] ?? path;
+        const kind = `${method} ${table}`;
+        if (made !== 'completionDetection') counts.byKind[kind] = (counts.byKind[kind] ?? 0) + 1;
+      }
       return (request as (...a: unknown[]) => http.ClientRequest).apply(module, args);
     } as typeof module.request;
   };
