@@ -115,6 +115,10 @@ async function startTracing(s: Settings, identity: () => TokenCredential): Promi
   useAzureMonitor({
     azureMonitorExporterOptions: { connectionString, ...(entraId ? { credential: identity() } : {}) },
     instrumentationOptions: { azureSdk: { enabled: false }, http: { enabled: false } },
+    // Sampled by trace id against a rate that adapts to the load, so a trace's spans in the submit and in the
+    // processor are mostly kept or dropped together; 0 turns the limit off and keeps every trace.
+    tracesPerSecond: s.TRACES_PER_SECOND,
+    samplingRatio: 1,
   });
 }
 

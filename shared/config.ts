@@ -92,6 +92,8 @@ export const settingsSchema = z
     // the app's identity (the resource accepts nothing else when its local auth is disabled).
     APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().min(1).optional(),
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: z.string().min(1).optional(),
+    // Traces kept per second and instance (the Azure Monitor distro's rate-limited sampling); 0 keeps every trace.
+    TRACES_PER_SECOND: z.coerce.number().min(0).default(5),
   })
   .refine((s) => s.STORAGE_CONNECTION_STRING || s.STORAGE_TABLE_ENDPOINT, {
     message: 'set STORAGE_CONNECTION_STRING or, with a managed identity, STORAGE_TABLE_ENDPOINT',
