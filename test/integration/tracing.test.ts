@@ -2,14 +2,34 @@ import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service
 import { context, propagation, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 
+import { signDevToken } from '../../local/dev-token';
+import { customerSchema } from '../../shared/domain/customer';
+import { TokenVerifier } from '../../shared/http/auth';
+import { CHANNELS, endpoint, json } from '../../shared/http/endpoint';
+import { channelParams } from '../../shared/http/schemas';
 import { ServiceBusDoorbell } from '../../shared/messaging/doorbell';
+import type { SyncContext } from '../../shared/operations/context';
 import { handleDoorbell } from '../../shared/operations/doorbell-handler';
 import { submitCreate } from '../../shared/operations/submit';
-import { inSpan } from '../../shared/telemetry/tracing';
+import { inSpan, SpanKind } from '../../shared/telemetry/tracing';
 import { person, testContext, uniqueName } from '../support';
+
+// The endpoint wrapper builds on the composition root: here a dev-token verifier and the test's context.
+const auth = {
+  issuer: 'https://issuer.test/',
+  audience: 'api://customer-sync',
+  devSecret: 'a-test-secret-of-sufficient-length',
+};
+const root = vi.hoisted(() => ({ ctx: undefined as unknown }));
+vi.mock('../../shared/app', () => ({
+  services: () => ({
+    verifier: new TokenVerifier({ ...auth, channelClaim: 'channel' }),
+    context: async () => root.ctx,
+  }),
+}));
 
 /**
  * A submit and its apply in one trace: the doorbell goes through the real Service Bus sender and the development
@@ -141,6 +161,65 @@ describe('tracing on (an in-memory exporter)', () => {
     }
   });
 
+  it('makes a request a server span named by its route, continuing the caller’s traceparent, with the submit inside', async () => {
+    exporter.reset();
+    const { ctx, received, close } = await sender();
+    root.ctx = ctx satisfies SyncContext;
+    try {
+      const create = endpoint({
+        name: 'tracing-create',
+        method: 'POST',
+        route: 'channels/{channelId}/customers',
+        summary: 'As channel-customers-create',
+        access: CHANNELS,
+        request: { params: channelParams, body: customerSchema },
+        responses: { 202: { description: 'Accepted' } },
+        handle: async ({ params, body, ctx }) =>
+          json(202, await submitCreate(ctx, { channel: params.channelId, customer: body })),
+      });
+      const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const callerSpan = '00f067aa0ba902b7';
+      const bytes = Buffer.from(JSON.stringify(person()));
+      const token = signDevToken(auth.devSecret, {
+        iss: auth.issuer,
+        aud: auth.audience,
+        roles: ['Channel'],
+        channel: 'web',
+      });
+      const result = await create.trigger.handler(
+        {
+          method: 'POST',
+          url: 'http://localhost/api/channels/web/customers',
+          headers: new Headers({
+            'content-type': 'application/json',
+            authorization: `Bearer ${token}`,
+            traceparent: `00-${callerTrace}-${callerSpan}-01`,
+          }),
+          params: { channelId: 'web' },
+          query: new URLSearchParams(),
+          arrayBuffer: async () =>
+            bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+        },
+        { error: () => undefined },
+      );
+      expect(result.status).toBe(202);
+      const request = one('POST /api/channels/{channelId}/customers');
+      expect(request.kind).toBe(SpanKind.SERVER);
+      expect(request.spanContext().traceId).toBe(callerTrace);
+      expect(parentOf(request)).toBe(callerSpan);
+      expect(request.attributes).toMatchObject({
+        'http.route': '/api/channels/{channelId}/customers',
+        'http.response.status_code': 202,
+        'url.path': '/api/channels/web/customers',
+      });
+      expect(parentOf(one('submit'))).toBe(request.spanContext().spanId);
+      const [message] = await received(1);
+      expect(String(message?.applicationProperties?.traceparent)).toContain(callerTrace);
+    } finally {
+      await close();
+    }
+  });
+
   it('gives each message of a group-committed batch the trace context of its own ring', async () => {
     exporter.reset();
     const queue = uniqueName('q');
@@ -173,5 +252,20 @@ describe('tracing on (an in-memory exporter)', () => {
     const process = one('process customer');
     expect(process.parentSpanContext).toBeUndefined();
     expect(process.attributes).toMatchObject({ outcome: 'dead-lettered', 'messaging.message.id': 'm-1' });
+  });
+
+  it('continues a doorbell that carries only Diagnostic-Id (as the Functions library names it: diagnostic-Id)', async () => {
+    exporter.reset();
+    const { ctx } = await testContext();
+    const sent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await handleDoorbell(
+      ctx,
+      { customerKey: 'ASYNC-NOSUCHONE' },
+      { messageId: 'm-2', applicationProperties: { 'diagnostic-Id': sent } },
+    );
+    const process = one('process customer');
+    expect(process.spanContext().traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+    expect(parentOf(process)).toBe('b7ad6b7169203331');
+    expect(process.attributes).toMatchObject({ customerKey: 'ASYNC-NOSUCHONE', outcome: 'nothing to apply' });
   });
 });
