@@ -14,6 +14,7 @@ app.serviceBusQueue('customer-operations-process', {
   handler: async (message, context) => {
     await handleDoorbell(await services().context(), message, {
       messageId: String(context.triggerMetadata?.messageId ?? ''),
+      applicationProperties: context.triggerMetadata?.applicationProperties,
     });
   },
 });

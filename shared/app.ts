@@ -7,6 +7,7 @@ import { TokenVerifier } from './http/auth';
 import { ServiceBusDoorbell } from './messaging/doorbell';
 import type { CouplingSettings, SyncContext } from './operations/context';
 import { openStore } from './storage';
+import { type LogFields, logLine } from './telemetry/tracing';
 
 /**
  * The composition root: builds the use cases' dependencies once per process from the settings. Entry points
@@ -17,9 +18,11 @@ import { openStore } from './storage';
 export interface Services {
   verifier: TokenVerifier;
   doorbell: DoorbellSender;
-  log: (message: string) => void;
+  log: (message: string, fields?: LogFields) => void;
   /** The use cases' context, once the store is open. */
   context(): Promise<SyncContext>;
+  /** Settled once tracing is set up (at once when it is off); the app's start waits for it. */
+  tracing: Promise<void>;
 }
 
 let instance: Services | undefined;
@@ -28,6 +31,10 @@ export function services(): Services {
   if (instance) return instance;
   const s = settings();
   const identity = azureIdentity(s);
+  const log = (message: string, fields?: LogFields) => console.warn(logLine(message, fields));
+  const tracing = startTracing(s, identity).catch((error: unknown) =>
+    log(`Tracing not started (the app runs without it): ${String(error)}`),
+  );
   const doorbell = new ServiceBusDoorbell(
     s.SERVICEBUS_CONNECTION ?? {
       fullyQualifiedNamespace: s.SERVICEBUS_CONNECTION__fullyQualifiedNamespace!,
@@ -35,7 +42,6 @@ export function services(): Services {
     },
     s.CUSTOMER_OPERATIONS_QUEUE,
   );
-  const log = (message: string) => console.warn(message);
   const coupling = couplingOf(s, log);
   let context: Promise<SyncContext> | undefined;
   const open = async (): Promise<SyncContext> => ({
@@ -70,6 +76,7 @@ export function services(): Services {
     }),
     doorbell,
     log,
+    tracing,
     context: () =>
       (context ??= open().catch((error: unknown) => {
         context = undefined;
@@ -90,6 +97,29 @@ function azureIdentity(s: Settings): () => TokenCredential {
     (credential ??= new DefaultAzureCredential(
       s.AZURE_CLIENT_ID ? { managedIdentityClientId: s.AZURE_CLIENT_ID } : {},
     ));
+}
+
+/**
+ * Registers the OpenTelemetry SDK with the Azure Monitor exporter, once, when APPLICATIONINSIGHTS_CONNECTION_STRING
+ * is set; otherwise the API stays a no-op (shared/telemetry/tracing.ts) and the package is never loaded. With
+ * `Authorization=AAD` (the template's setting) the exporter authenticates with the app's identity, which holds
+ * Monitoring Metrics Publisher on the resource. Only the app's own spans are exported: the Azure SDK's and Node's
+ * HTTP instrumentations would add a span per storage request (8.5 per operation, BENCHMARKS.md), and the service
+ * is tuned for throughput.
+ */
+async function startTracing(s: Settings, identity: () => TokenCredential): Promise<void> {
+  const connectionString = s.APPLICATIONINSIGHTS_CONNECTION_STRING;
+  if (!connectionString) return;
+  const { useAzureMonitor } = await import('@azure/monitor-opentelemetry');
+  const entraId = /(^|;)\s*Authorization\s*=\s*AAD\s*(;|$)/i.test(s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '');
+  useAzureMonitor({
+    azureMonitorExporterOptions: { connectionString, ...(entraId ? { credential: identity() } : {}) },
+    instrumentationOptions: { azureSdk: { enabled: false }, http: { enabled: false } },
+    // Sampled by trace id against a rate that adapts to the load, so a trace's spans in the submit and in the
+    // processor are mostly kept or dropped together; 0 turns the limit off and keeps every trace.
+    tracesPerSecond: s.TRACES_PER_SECOND,
+    samplingRatio: 1,
+  });
 }
 
 /** The coupling's settings and CRM connector, or undefined (coupling off) when no Dataverse URL is set. */

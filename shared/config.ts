@@ -87,6 +87,13 @@ export const settingsSchema = z
       .default(false),
     ALERT_WEBHOOK_TIMEOUT_SECONDS: int(5),
     ALERT_WEBHOOK_MAX_ATTEMPTS: int(6),
+    // Tracing to Application Insights (OpenTelemetry, README "Tracing"): off while the connection string is unset.
+    // The authentication string is the one the Functions host reads too: `Authorization=AAD` sends telemetry with
+    // the app's identity (the resource accepts nothing else when its local auth is disabled).
+    APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().min(1).optional(),
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: z.string().min(1).optional(),
+    // Traces kept per second and instance (the Azure Monitor distro's rate-limited sampling); 0 keeps every trace.
+    TRACES_PER_SECOND: z.coerce.number().min(0).default(5),
   })
   .refine((s) => s.STORAGE_CONNECTION_STRING || s.STORAGE_TABLE_ENDPOINT, {
     message: 'set STORAGE_CONNECTION_STRING or, with a managed identity, STORAGE_TABLE_ENDPOINT',

@@ -6,17 +6,22 @@ import type { Customer } from '../shared/domain/customer';
 import type { Doorbell, DoorbellSender } from '../shared/domain/doorbell';
 import type { SyncContext } from '../shared/operations/context';
 import { openStore } from '../shared/storage';
+import { traceProperties } from '../shared/telemetry/tracing';
 
 /** A table prefix / queue name of its own for each test, so tests run in parallel on shared emulators. */
 export const uniqueName = (prefix = 't') => `${prefix}${randomBytes(5).toString('hex')}`;
 
-/** Records rings instead of sending them: for use-case tests where the broker is not what is tested. */
+/**
+ * Records rings instead of sending them: for use-case tests where the broker is not what is tested. Each ring
+ * keeps the application properties the Service Bus sender would give its message (the trace context, if traced).
+ */
 export class RecordingDoorbell implements DoorbellSender {
-  readonly rung: (Doorbell & { at?: Date })[] = [];
+  readonly rung: (Doorbell & { at?: Date; properties?: Record<string, string> })[] = [];
   fail = false;
   async ring(doorbells: readonly Doorbell[], at?: Date) {
     if (this.fail) throw new Error('broker unreachable');
-    for (const doorbell of doorbells) this.rung.push({ ...doorbell, at });
+    const properties = traceProperties();
+    for (const doorbell of doorbells) this.rung.push({ ...doorbell, at, ...(properties ? { properties } : {}) });
   }
   async check() {}
   async close() {}

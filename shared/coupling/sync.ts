@@ -36,6 +36,7 @@ import { isWriteConflict, type Versioned } from '../domain/versioned';
 import type { CouplingSettings, SyncContext } from '../operations/context';
 import { readCustomerUpdates } from '../operations/queries';
 import { submitCreate, submitDelete, submitEdit, submitRestore } from '../operations/submit';
+import { attr, inSpan, SpanKind } from '../telemetry/tracing';
 import { appendLog, hash, isAlive, rowIdFor, saveRecord, withError, withSuccess } from './records';
 
 export const COUNT_KEYS = ['inserted', 'modified', 'deleted', 'unchanged', 'skipped', 'failed', 'coupled'] as const;
@@ -86,9 +87,9 @@ export class SyncRun {
     const now = ctx.clock();
     this.at = now.toISOString();
     this.deadline = now.getTime() + settings.budgetMs;
-    this.crm = settings.crm(this.deadline);
     if ('job' in source) this.job = source.job;
     else this.by = source.by;
+    this.crm = tracedWrites(settings.crm(this.deadline), this.job);
   }
 
   /** Who the HQ operations this run submits come from, in the audit trail's history. */
@@ -336,17 +337,42 @@ async function addOpenErrors(run: SyncRun, add: (key: string, change: Change) =>
  * agreed on last time, or an uncoupled customer by matching or inserting a row. A record that changed under
  * us (an operator acted on it meanwhile) is done again from a fresh read.
  */
-export async function syncCustomer(run: SyncRun, customerKey: string, change: Change): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await syncOnce(run, customerKey, change);
-    } catch (error) {
-      if (isWriteConflict(error) && attempt < 2) continue;
-      if (error instanceof BudgetSpent) throw error;
-      await recordFailure(run, customerKey, change, error);
-      return;
+export function syncCustomer(run: SyncRun, customerKey: string, change: Change): Promise<void> {
+  const attributes = { [attr.customerKey]: customerKey, direction: change.direction, ...jobAttribute(run.job) };
+  return inSpan('sync customer', { attributes }, async () => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await syncOnce(run, customerKey, change);
+      } catch (error) {
+        if (isWriteConflict(error) && attempt < 2) continue;
+        if (error instanceof BudgetSpent) throw error;
+        await recordFailure(run, customerKey, change, error);
+        return;
+      }
     }
-  }
+  });
+}
+
+const jobAttribute = (job: string | undefined) => (job ? { [attr.jobName]: job } : {});
+
+/**
+ * The CRM with a client span around each write (`crm create`, `crm update`, `crm delete`): the CRM table and row,
+ * and the job, inside the record's `sync customer` span (its customer key). Reads have none: a run reads
+ * changes and rows in bulk, and a span per read would cost more than it tells.
+ */
+function tracedWrites(crm: Crm, job: string | undefined): Crm {
+  const write = <T>(verb: string, table: CrmTable, id: string, call: () => Promise<T>): Promise<T> => {
+    const attributes = { [attr.crmTable]: table, [attr.crmId]: id, ...jobAttribute(job) };
+    return inSpan(`crm ${verb}`, { kind: SpanKind.CLIENT, attributes }, call);
+  };
+  return {
+    changes: (table, deltaLink) => crm.changes(table, deltaLink),
+    get: (table, id) => crm.get(table, id),
+    find: (table, values, top) => crm.find(table, values, top),
+    create: (table, id, columns) => write('create', table, id, () => crm.create(table, id, columns)),
+    update: (table, id, version, columns) => write('update', table, id, () => crm.update(table, id, version, columns)),
+    remove: (table, id, version) => write('delete', table, id, () => crm.remove(table, id, version)),
+  };
 }
 
 async function syncOnce(run: SyncRun, customerKey: string, change: Change): Promise<void> {
@@ -1026,7 +1052,7 @@ async function hqCandidate(run: SyncRun, values: Snapshot): Promise<CustomerReco
 async function recordFailure(run: SyncRun, customerKey: string, change: Change, error: unknown): Promise<void> {
   const { ctx } = run;
   const message = error instanceof Error ? error.message : String(error);
-  ctx.log(`Synchronizing ${customerKey} failed: ${message}`);
+  ctx.log(`Synchronizing a customer failed: ${message}`, { customerKey, jobName: run.job });
   run.count(change.direction, 'failed');
   const stored = await ctx.store.syncRecords.get(customerKey);
   const hq = (await ctx.store.customers.getRecord(customerKey))?.value;

@@ -4,6 +4,7 @@ import { services } from '../app';
 import { DomainError } from '../domain/errors';
 import { RESERVED_CHANNELS } from '../domain/operation';
 import type { SyncContext } from '../operations/context';
+import { inSpan, requestContext, SpanKind, SpanStatusCode } from '../telemetry/tracing';
 import { isChannelOnly, type Principal, requireChannel, requireRole, type Role } from './auth';
 import { type HttpResult, problem, problemOf } from './problem';
 import { type HttpRequestLike, readHeaders, readJson, readQuery, validate } from './request';
@@ -68,8 +69,11 @@ export interface EndpointSpec<R extends RequestSchemas = RequestSchemas, A exten
   handle(call: Call<R, A>): Promise<HttpResult>;
 }
 
+/** The Functions invocation context, as far as an endpoint uses it. */
 export interface Logger {
   error(...args: unknown[]): void;
+  /** The host's trace context of this invocation (W3C), which a request's span continues. */
+  traceContext?: { traceParent?: string | null; traceState?: string | null };
 }
 
 export interface Endpoint extends EndpointSpec {
@@ -98,7 +102,8 @@ export function endpoint<R extends RequestSchemas, A extends Access>(spec: Endpo
       methods: [spec.method],
       route: spec.route,
       authLevel: 'anonymous', // the handler checks the bearer token itself
-      handler: (request, log) => answer(log, async () => spec.handle(await parse(spec, request))),
+      handler: (request, log) =>
+        served(spec, request, log, () => answer(log, async () => spec.handle(await parse(spec, request)))),
     },
   };
   endpoints.push(described);
@@ -146,6 +151,30 @@ async function parse<R extends RequestSchemas, A extends Access>(
     query: parsedQuery as Parsed<R['query']>,
     body: parsedBody as Parsed<R['body']>,
   };
+}
+
+/**
+ * A request is a server span named by its route (`POST /api/channels/{channelId}/customers`), continuing the
+ * invocation's trace context (the host's, from the caller's `traceparent`), so Application Insights lists it as the
+ * request with the submit, the doorbell and its processing below it. A 5xx marks it failed; a 4xx is the caller's.
+ */
+function served(
+  spec: EndpointSpec,
+  request: HttpRequestLike,
+  invocation: Logger,
+  run: () => Promise<HttpResult>,
+): Promise<HttpResult> {
+  const route = `/api/${spec.route}`;
+  const attributes = { 'http.request.method': spec.method, 'http.route': route };
+  const parent = requestContext(request.headers, invocation);
+  return inSpan(`${spec.method} ${route}`, { kind: SpanKind.SERVER, attributes, parent }, async (span) => {
+    const result = await run();
+    if (span.isRecording()) {
+      span.setAttributes({ 'http.response.status_code': result.status, 'url.path': new URL(request.url).pathname });
+      if (result.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    return result;
+  });
 }
 
 /** A conditional request (RFC 6585): without If-Match it is refused with 428, not as an invalid header. */

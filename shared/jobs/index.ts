@@ -7,6 +7,7 @@ import { crmSync, SyncRun } from '../coupling/sync';
 import { DomainError, notFound } from '../domain/errors';
 import type { JobRun } from '../domain/ports';
 import type { SyncContext } from '../operations/context';
+import { attr, inSpan } from '../telemetry/tracing';
 import { JOB_NAMES, type JobName } from './names';
 import { auditRetention } from './retention';
 import { syncPendingOperations } from './sync-pending';
@@ -52,6 +53,11 @@ export const runMatch = (ctx: SyncContext, request: MatchRequest) =>
  */
 export async function runJob(ctx: SyncContext, name: string, override?: Job): Promise<JobRun> {
   if (!isJob(name)) throw notFound('Job', name);
+  // One span per run (`job crm-sync`): a timer's run is a trace of its own, a manual one is inside its request.
+  return inSpan(`job ${name}`, { attributes: { [attr.jobName]: name } }, () => runRecorded(ctx, name, override));
+}
+
+async function runRecorded(ctx: SyncContext, name: JobName, override?: Job): Promise<JobRun> {
   const job = override ?? JOBS[name];
   const started = ctx.clock();
   const lease = job.exclusive

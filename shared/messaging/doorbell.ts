@@ -2,6 +2,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 
 import type { Doorbell, DoorbellSender } from '../domain/doorbell';
+import { attr, inSpan, SpanKind, traceProperties } from '../telemetry/tracing';
 
 /** Doorbells as Service Bus messages on the customer operations queue. */
 export class ServiceBusDoorbell implements DoorbellSender {
@@ -15,7 +16,10 @@ export class ServiceBusDoorbell implements DoorbellSender {
   private readonly timeoutMs = 5000;
 
   /** A connection string (the local broker), or the namespace's host name and a token credential (Azure). */
-  constructor(target: string | { fullyQualifiedNamespace: string; credential: TokenCredential }, queueName: string) {
+  constructor(
+    target: string | { fullyQualifiedNamespace: string; credential: TokenCredential },
+    private readonly queueName: string,
+  ) {
     this.client =
       typeof target === 'string'
         ? new ServiceBusClient(target)
@@ -24,19 +28,36 @@ export class ServiceBusDoorbell implements DoorbellSender {
   }
 
   /** Rings waiting for the send in flight; they go together in the next one (group commit, as for tables). */
-  private queued: { doorbells: readonly Doorbell[]; resolve(): void; reject(error: unknown): void }[] = [];
+  private queued: { rings: Ring[]; resolve(): void; reject(error: unknown): void }[] = [];
   private sending = false;
 
+  /**
+   * Each ring is a producer span (a child of the caller's, e.g. the submit's), and its messages carry that span's
+   * context in their application properties (tracing.ts, traceProperties), taken here, when the ring is called:
+   * the group commit below sends many callers' rings in one batch, and each message must continue the trace of
+   * the operation that rang it, not of whichever ring happened to start the send.
+   */
   async ring(doorbells: readonly Doorbell[], at?: Date): Promise<void> {
     if (doorbells.length === 0) return;
-    if (at) {
-      const options = { abortSignal: AbortSignal.timeout(this.timeoutMs) };
-      await this.sender.scheduleMessages(distinct(doorbells).map(toMessage), at, options);
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      this.queued.push({ doorbells, resolve, reject });
-      if (!this.sending) void this.drain();
+    const only = doorbells.length === 1 ? doorbells[0]!.customerKey : undefined;
+    const attributes = {
+      'messaging.system': 'servicebus',
+      'messaging.operation.type': 'send',
+      'messaging.destination.name': this.queueName,
+      ...(only ? { [attr.customerKey]: only } : { 'messaging.batch.message_count': doorbells.length }),
+    };
+    await inSpan(`send ${this.queueName}`, { kind: SpanKind.PRODUCER, attributes }, async () => {
+      const properties = traceProperties();
+      const rings = doorbells.map((doorbell) => ({ doorbell, properties }));
+      if (at) {
+        const options = { abortSignal: AbortSignal.timeout(this.timeoutMs) };
+        await this.sender.scheduleMessages(distinct(rings).map(toMessage), at, options);
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        this.queued.push({ rings, resolve, reject });
+        if (!this.sending) void this.drain();
+      });
     });
   }
 
@@ -46,7 +67,7 @@ export class ServiceBusDoorbell implements DoorbellSender {
       const rings = this.queued;
       this.queued = [];
       try {
-        await this.send(distinct(rings.flatMap((r) => r.doorbells)).map(toMessage));
+        await this.send(distinct(rings.flatMap((r) => r.rings)).map(toMessage));
         for (const r of rings) r.resolve();
       } catch (error) {
         for (const r of rings) r.reject(error);
@@ -82,13 +103,24 @@ export class ServiceBusDoorbell implements DoorbellSender {
   }
 }
 
-/** One doorbell per customer; the latest pending ETag wins (an older one could only fail to clear). */
-const distinct = (doorbells: readonly Doorbell[]): Doorbell[] => [
-  ...new Map(doorbells.map((d) => [d.customerKey, d])).values(),
+/** A doorbell and the trace context of the ring that sent it (undefined with tracing off). */
+interface Ring {
+  doorbell: Doorbell;
+  properties: Record<string, string> | undefined;
+}
+
+/**
+ * One doorbell per customer; the latest pending ETag wins (an older one could only fail to clear), and with it
+ * the latest ring's trace context: the processor then continues the latest submit's trace, and the earlier
+ * submit's trace ends at its send span (its operation is applied in the same round, see process.ts).
+ */
+const distinct = (rings: readonly Ring[]): Ring[] => [
+  ...new Map(rings.map((r) => [r.doorbell.customerKey, r])).values(),
 ];
 
-const toMessage = (doorbell: Doorbell): ServiceBusMessage => ({
+const toMessage = ({ doorbell, properties }: Ring): ServiceBusMessage => ({
   body: doorbell,
   contentType: 'application/json',
   subject: 'customer-operations',
+  ...(properties ? { applicationProperties: properties } : {}),
 });

@@ -5,6 +5,7 @@ import type { CustomerDefaults } from '../domain/crm-mapping';
 import type { DoorbellSender } from '../domain/doorbell';
 import type { HqSettings } from '../domain/hq-rules';
 import type { Store } from '../domain/ports';
+import type { LogFields } from '../telemetry/tracing';
 
 /**
  * What every use case receives: the repositories (ports), the doorbell, a clock and the settings, built once
@@ -28,7 +29,11 @@ export interface SyncContext {
    * also how far back a listing without `from` looks.
    */
   retentionDays: number;
-  log: (message: string) => void;
+  /**
+   * Logs a warning-level line; `fields` name what it is about (operationId, customerKey, jobName), so the line
+   * can be found by them, and it is correlated with the active trace (shared/telemetry/tracing.ts, logLine).
+   */
+  log: (message: string, fields?: LogFields) => void;
   /** Coupling with the CRM; absent when no Dataverse environment is configured. */
   coupling?: CouplingSettings;
   alerts: AlertSettings;

@@ -1,18 +1,66 @@
 import { doorbellSchema } from '../domain/doorbell';
+import { attr, inSpan, remoteContext, SpanKind } from '../telemetry/tracing';
 import type { SyncContext } from './context';
 import { openState } from './doorbell-state';
 import { processCustomer, type ProcessResult } from './process';
+
+/** What the trigger knows of a message besides its body. */
+export interface MessageMeta {
+  messageId: string;
+  /** The message's application properties: the trace context of the ring that sent it, if traced. */
+  applicationProperties?: unknown;
+}
 
 /**
  * Validates a queue message as a doorbell and processes that customer. A message that is not a doorbell is
  * dead-lettered at once — recorded with its reason in DeadLetters (see there why not the broker's queue) —
  * and the call returns, so the message is completed rather than retried: retrying cannot make it valid.
+ *
+ * Processing is the span `process customer`, a child of the doorbell's send, so a submit and its apply are one
+ * trace. A child rather than a link: a doorbell is rung by one submit (the sender keeps one per customer in a
+ * batch, the latest), and the round it starts is that submit's work. A round may also apply the operations of
+ * other submits of the customer that were accepted meanwhile; they are named in the span's `operationIds`, and
+ * their own doorbells, arriving after, find nothing left (outcome `nothing to apply`) in their own traces. Links to
+ * those traces would need each operation to store its submit's trace context, which costs every operation bytes.
  */
-export async function handleDoorbell(
+export function handleDoorbell(
   ctx: SyncContext,
   message: unknown,
-  meta: { messageId: string },
+  meta: MessageMeta,
 ): Promise<ProcessResult | undefined> {
+  const attributes = {
+    'messaging.system': 'servicebus',
+    'messaging.operation.type': 'process',
+    'messaging.message.id': meta.messageId,
+  };
+  const parent = remoteContext(meta.applicationProperties);
+  return inSpan('process customer', { kind: SpanKind.CONSUMER, attributes, parent }, async (span) => {
+    const result = await handle(ctx, message, meta);
+    if (!span.isRecording()) return result;
+    if (!result) {
+      span.setAttribute(attr.outcome, 'dead-lettered');
+      return result;
+    }
+    span.setAttributes({
+      [attr.customerKey]: result.customerKey,
+      [attr.operationIds]: result.operationIds,
+      [attr.outcome]: outcomeOf(result),
+      applied: result.applied,
+      failed: result.failed,
+      waiting: result.waiting,
+    });
+    return result;
+  });
+}
+
+const outcomeOf = (r: ProcessResult): string =>
+  r.retryAt && r.applied === 0
+    ? 'retry scheduled'
+    : r.applied + r.failed + r.waiting === 0
+      ? 'nothing to apply'
+      : [r.applied && 'applied', r.failed && 'failed', r.waiting && 'waiting'].filter(Boolean).join(', ');
+
+async function handle(ctx: SyncContext, message: unknown, meta: MessageMeta): Promise<ProcessResult | undefined> {
   const parsed = doorbellSchema.safeParse(typeof message === 'string' ? tryJson(message) : message);
   if (!parsed.success) {
     const reason = `Not a customer doorbell: ${parsed.error.issues
@@ -24,7 +72,7 @@ export async function handleDoorbell(
       body: bodyText(message),
       receivedAt: ctx.clock().toISOString(),
     });
-    ctx.log(`Message ${meta.messageId} dead-lettered: ${reason}`);
+    ctx.log(`Message dead-lettered: ${reason}`, { messageId: meta.messageId });
     return undefined;
   }
   const { customerKey, pending } = parsed.data;

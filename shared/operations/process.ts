@@ -6,6 +6,7 @@ import { applied, attemptFailed, failed, isFinal, waiting } from '../domain/life
 import type { CustomerRecord, Operation } from '../domain/operation';
 import type { FeedEntry, Unapplied } from '../domain/ports';
 import { isWriteConflict, type Versioned } from '../domain/versioned';
+import { attr, inSpan } from '../telemetry/tracing';
 import type { SyncContext } from './context';
 
 export interface ProcessResult {
@@ -13,6 +14,8 @@ export interface ProcessResult {
   applied: number;
   failed: number;
   waiting: number;
+  /** The operations whose new state (applied, failed, waiting, an attempt failed) this call committed. */
+  operationIds: string[];
   /** Set when an operation waits for an automatic retry: the customer must stay in the pending index. */
   retryAt?: string;
 }
@@ -52,7 +55,7 @@ export async function processCustomer(
   /** What the doorbell's submit wrote (authenticated: doorbell-state.ts): the first round starts from it. */
   known?: Unapplied,
 ): Promise<ProcessResult> {
-  const run: Run = { result: { customerKey, applied: 0, failed: 0, waiting: 0 } };
+  const run: Run = { result: { customerKey, applied: 0, failed: 0, waiting: 0, operationIds: [] } };
   // The pending entry's ETag from before processing (the doorbell carries the one its ring was marked with):
   // clearing with it fails if a submit marked the customer meanwhile.
   const pendingEntry = pending ? { customerKey, etag: pending } : await ctx.store.pending.get(customerKey);
@@ -79,7 +82,7 @@ async function processRound(ctx: SyncContext, customerKey: string, run: Run, kno
   const { record, operations } =
     known && known.operations.length <= BATCH ? known : await store.customers.readUnapplied(customerKey, BATCH);
   if (!record) {
-    ctx.log(`Doorbell for unknown customer ${customerKey} ignored.`);
+    ctx.log('Doorbell for an unknown customer ignored.', { customerKey });
     return 'done';
   }
   if (operations.length === 0) return 'done';
@@ -109,8 +112,9 @@ async function applyOperations(
 ): Promise<Round> {
   const { store } = ctx;
   // This round's outcome, added to the run's once it is committed (a lost race counts nothing).
-  const result: Omit<ProcessResult, 'customerKey'> = { applied: 0, failed: 0, waiting: 0 };
+  const result: Omit<ProcessResult, 'customerKey' | 'operationIds'> = { applied: 0, failed: 0, waiting: 0 };
   const counted = (round: Round): Round => {
+    for (const t of touched) run.result.operationIds.push(t.value.operationId);
     run.result.applied += result.applied;
     run.result.failed += result.failed;
     run.result.waiting += result.waiting;
@@ -211,7 +215,12 @@ async function applyOperations(
 
   if (touched.length === 0) return counted('done');
   try {
-    await store.customers.commit({ value: next, etag: record.etag }, touched);
+    // The one span of a round's storage work: the commit is what makes the outcome real (and a lost race, here).
+    const attributes = {
+      [attr.customerKey]: next.customerKey,
+      [attr.operationIds]: touched.map((t) => t.value.operationId),
+    };
+    await inSpan('commit', { attributes }, () => store.customers.commit({ value: next, etag: record.etag }, touched));
   } catch (error) {
     if (isWriteConflict(error)) return 'conflict';
     throw error;
@@ -308,7 +317,10 @@ async function recordTransientFailure(
   run: Run,
 ): Promise<Round> {
   const message = error instanceof Error ? error.message : String(error);
-  ctx.log(`Applying ${stored.value.operationId} failed, will retry: ${message}`);
+  ctx.log(`Applying an operation failed, will retry: ${message}`, {
+    operationId: stored.value.operationId,
+    customerKey: stored.value.customerKey,
+  });
   const now = ctx.clock();
   const op = attemptFailed(stored.value, message, now, ctx.retry);
   try {
@@ -318,6 +330,7 @@ async function recordTransientFailure(
     throw commitError;
   }
   await ctx.store.operationIndex.update(op, stored.value.lastError);
+  run.result.operationIds.push(op.operationId);
   if (op.nextAttemptAt) {
     run.result.retryAt = op.nextAttemptAt;
     const pending = await ctx.store.pending.mark(op.customerKey, now, op.nextAttemptAt);

@@ -9,6 +9,7 @@ import { accepted } from '../domain/lifecycle';
 import { type CustomerRecord, HQ_CHANNEL, operationIdOf, type OperationType } from '../domain/operation';
 import type { EditKey, Unapplied } from '../domain/ports';
 import { isWriteConflict, type Versioned, WriteConflict } from '../domain/versioned';
+import { activeSpan, attr, inSpan } from '../telemetry/tracing';
 import { customerDeleted, findCustomer } from './accounts';
 import type { SyncContext } from './context';
 import { sealState } from './doorbell-state';
@@ -36,7 +37,10 @@ export interface Accepted {
  * Accepts a create at once: a new customer partition holding the record and operation 1, written in one
  * transaction. The channel gets the async customer account immediately; HQ applies it in the background.
  */
-export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promise<Accepted> {
+export const submitCreate = (ctx: SyncContext, input: SubmitCreate): Promise<Accepted> =>
+  traced('Create', input.channel, () => create(ctx, input));
+
+async function create(ctx: SyncContext, input: SubmitCreate): Promise<Accepted> {
   let customerKey = newAsyncCustomerAccount();
   if (input.idempotency) {
     const answer = await ctx.store.idempotency.claim(input.channel, input.idempotency.key, {
@@ -93,6 +97,7 @@ export async function submitCreate(ctx: SyncContext, input: SubmitCreate): Promi
       customerKey = newAsyncCustomerAccount();
     }
   }
+  named(customerKey, 1);
   await ring(ctx, { customerKey, pending }, written);
   return { operationId: operationIdOf(customerKey, 1), asyncCustomerAccount: customerKey, status: 'Pending' };
 }
@@ -114,12 +119,13 @@ export interface SubmitEdit {
  * Accepts an edit by either account. A deleted customer's edit is accepted too: it is refused in order, when
  * it comes to be applied (CUSTOMER_DELETED), as the channel cannot know about a deletion still pending.
  */
-export async function submitEdit(ctx: SyncContext, input: SubmitEdit): Promise<Accepted> {
-  const { patch, ...rest } = input;
-  const record = await findCustomer(ctx.store, input.account);
-  if (input.ifMatch && record.etag !== input.ifMatch) throw new WriteConflict('changed');
-  return appendOperation(ctx, record, { ...rest, type: 'Update', changes: flatten(patch) });
-}
+export const submitEdit = (ctx: SyncContext, input: SubmitEdit): Promise<Accepted> =>
+  traced('Update', input.channel, async () => {
+    const { patch, ...rest } = input;
+    const record = await findCustomer(ctx.store, input.account);
+    if (input.ifMatch && record.etag !== input.ifMatch) throw new WriteConflict('changed');
+    return appendOperation(ctx, record, { ...rest, type: 'Update', changes: flatten(patch) });
+  });
 
 export interface SubmitDelete {
   account: string;
@@ -136,16 +142,18 @@ export interface SubmitDelete {
  * repeat of the accepted request under its Idempotency-Key, which gets the first answer. A deletion while one
  * is still pending is accepted, and refused when applied (CUSTOMER_DELETED), like any later operation.
  */
-export async function submitDelete(ctx: SyncContext, input: SubmitDelete): Promise<Accepted> {
+export function submitDelete(ctx: SyncContext, input: SubmitDelete): Promise<Accepted> {
   const channel = input.channel ?? HQ_CHANNEL;
-  const record = await findCustomer(ctx.store, input.account);
-  if (record.value.deleted) {
-    const key = input.idempotency && { channel, ...input.idempotency };
-    const earlier = key && (await acceptedBefore(ctx, record.value.customerKey, key));
-    if (earlier) return earlier;
-    throw customerDeleted(input.account);
-  }
-  return appendOperation(ctx, record, { ...input, channel, type: 'Delete', changes: {} });
+  return traced('Delete', channel, async () => {
+    const record = await findCustomer(ctx.store, input.account);
+    if (record.value.deleted) {
+      const key = input.idempotency && { channel, ...input.idempotency };
+      const earlier = key && (await acceptedBefore(ctx, record.value.customerKey, key));
+      if (earlier) return earlier;
+      throw customerDeleted(input.account);
+    }
+    return appendOperation(ctx, record, { ...input, channel, type: 'Delete', changes: {} });
+  });
 }
 
 export interface SubmitRestore {
@@ -163,17 +171,18 @@ export interface SubmitRestore {
  * a customer whose deletion is applied can be restored (INVALID_STATE otherwise); two restores that race are
  * both accepted, and the second is refused when applied (CUSTOMER_EXISTS).
  */
-export async function submitRestore(ctx: SyncContext, input: SubmitRestore): Promise<Accepted> {
-  const { customer, ...rest } = input;
-  const record = await findCustomer(ctx.store, input.account);
-  if (!record.value.deleted) {
-    throw new DomainError(
-      'INVALID_STATE',
-      `Customer '${input.account}' is not deleted; only a deleted customer can be restored.`,
-    );
-  }
-  return appendOperation(ctx, record, { ...rest, type: 'Create', changes: flatten(customer) });
-}
+export const submitRestore = (ctx: SyncContext, input: SubmitRestore): Promise<Accepted> =>
+  traced('Create', input.channel, async () => {
+    const { customer, ...rest } = input;
+    const record = await findCustomer(ctx.store, input.account);
+    if (!record.value.deleted) {
+      throw new DomainError(
+        'INVALID_STATE',
+        `Customer '${input.account}' is not deleted; only a deleted customer can be restored.`,
+      );
+    }
+    return appendOperation(ctx, record, { ...rest, type: 'Create', changes: flatten(customer) });
+  });
 
 interface Append {
   channel: string;
@@ -237,6 +246,7 @@ async function appendOperation(ctx: SyncContext, record: Versioned<CustomerRecor
   // Marked again after the append: a processor that read the customer before the append may have cleared the
   // first mark, and if the doorbell below is lost this mark is what makes the sync-pending job ring again.
   const pending = await ctx.store.pending.mark(customerKey, ctx.clock());
+  named(customerKey, seq);
   await ring(ctx, { customerKey, pending }, written);
   return { operationId: operationIdOf(customerKey, seq), status: 'Pending' };
 }
@@ -250,6 +260,7 @@ async function acceptedBefore(ctx: SyncContext, customerKey: string, key: EditKe
   const earlier = await ctx.store.customers.editFor(customerKey, key);
   if (!earlier) return undefined;
   if (earlier.requestHash !== key.requestHash) throw keyReused('edit');
+  named(customerKey, earlier.seq);
   const op = await ctx.store.customers.getOperation(customerKey, earlier.seq);
   if (op?.value.status === 'Pending') {
     await ctx.store.operationIndex.put(op.value);
@@ -257,6 +268,18 @@ async function acceptedBefore(ctx: SyncContext, customerKey: string, key: EditKe
     await ring(ctx, { customerKey, pending });
   }
   return { operationId: operationIdOf(customerKey, earlier.seq), status: 'Pending' };
+}
+
+/**
+ * A submit is one span (`submit`, inside the request's): its channel and type from the start, its operation id
+ * and customer key once known (named, before the doorbell rings, so the send is inside a described submit).
+ */
+function traced(type: OperationType, channel: string, submit: () => Promise<Accepted>): Promise<Accepted> {
+  return inSpan('submit', { attributes: { [attr.channel]: channel, [attr.operationType]: type } }, submit);
+}
+
+function named(customerKey: string, seq: number): void {
+  activeSpan()?.setAttributes({ [attr.operationId]: operationIdOf(customerKey, seq), [attr.customerKey]: customerKey });
 }
 
 const keyReused = (what: 'customer' | 'edit') =>
@@ -279,6 +302,8 @@ export async function ring(ctx: SyncContext, doorbell: Doorbell, written?: Unapp
   try {
     await ctx.doorbell.ring([{ ...doorbell, ...(written && (await sealState(ctx, written))) }]);
   } catch (error) {
-    ctx.log(`Doorbell for ${doorbell.customerKey} not sent (the sync-pending job will retry): ${String(error)}`);
+    ctx.log(`Doorbell not sent (the sync-pending job will retry): ${String(error)}`, {
+      customerKey: doorbell.customerKey,
+    });
   }
 }
