@@ -2,13 +2,16 @@
  * `npx tsx bench/profile.ts <file.cpuprofile> [operations]`: where a process's CPU went, by component, from a
  * V8 CPU profile (the benchmark writes the host's with BENCH_HOST_CPU_PROF=<dir>). With the number of
  * operations the profile covered, also per operation. Self time is attributed to the code that ran it: the
- * package (or the project's folder) of the function on top of the stack.
+ * package (or the project's folder) of the function on top of the stack; time in Node's own JavaScript or in
+ * native functions (JSON, RegExp, Buffer, ...) goes to the nearest caller that is neither, with what it was in
+ * what is left under those names ran with no such caller (socket and timer callbacks from the event loop).
  */
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string };
+  children?: number[];
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -44,9 +47,24 @@ const [file, operationsArg] = process.argv.slice(2);
 if (!file) throw new Error('usage: tsx bench/profile.ts <file.cpuprofile> [operations]');
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+const parents = new Map<number, number>();
+for (const n of profile.nodes) for (const child of n.children ?? []) parents.set(child, n.id);
+const runtime = new Set(['native', 'Node HTTP and sockets', 'Node other']);
+
+/** The sample's component; runtime time is charged to the nearest caller outside the runtime. */
+function charge(id: number): string | undefined {
+  const own = componentOf(nodes.get(id)!.callFrame);
+  if (!own || !runtime.has(own)) return own;
+  for (let up = parents.get(id); up !== undefined; up = parents.get(up)) {
+    const caller = componentOf(nodes.get(up)!.callFrame);
+    if (caller && !runtime.has(caller) && caller !== 'V8 and native (program)') return caller;
+  }
+  return own;
+}
+
 const ms = new Map<string, number>();
 profile.samples.forEach((id, i) => {
-  const component = componentOf(nodes.get(id)!.callFrame);
+  const component = charge(id);
   if (component) ms.set(component, (ms.get(component) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
 });
 const busy = [...ms.values()].reduce((a, b) => a + b, 0);

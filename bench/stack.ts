@@ -64,19 +64,20 @@ export async function startBenchStack(options: { dataverse?: boolean } = {}): Pr
     ALERTS_SCHEDULE: NEVER,
     ...(meterPort ? { BENCH_METER_PORT: String(meterPort), BENCH_METER_TABLE_PORT: String(azurite.port) } : {}),
   };
-  const nodeOptions = [
+  const nodeArgs = [
     // The request meter (local/request-meter.ts): Table Storage requests the host makes, by context.
     ...(meterPort ? [`--require=${join(root, 'dist/local/request-meter.js')}`] : []),
-    // BENCH_HOST_CPU_PROF=<dir>: the host writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
-    ...(process.env.BENCH_HOST_CPU_PROF ? [`--cpu-prof --cpu-prof-dir=${process.env.BENCH_HOST_CPU_PROF}`] : []),
+    // BENCH_HOST_CPU_PROF=<dir>: the host writes a V8 CPU profile there when it stops (bench/profile.ts sums it up
+    // by component; Chrome DevTools opens it). An argument: NODE_OPTIONS does not take --cpu-prof.
+    ...(process.env.BENCH_HOST_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_HOST_CPU_PROF}`] : []),
   ];
-  if (nodeOptions.length > 0) settings.NODE_OPTIONS = nodeOptions.join(' ');
   let host: HostProcess;
   let hostOutput = '';
   try {
-    host = await launchHost(settings, undefined, (text) => {
+    const output = (text: string) => {
       hostOutput = (hostOutput + text).slice(-8000);
-    });
+    };
+    host = await launchHost(settings, undefined, output, nodeArgs);
   } catch (error) {
     await Promise.all([stopChild(broker), azurite.close(), dataverse?.close()]);
     throw error;

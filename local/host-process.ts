@@ -17,17 +17,19 @@ export interface HostProcess {
 
 /**
  * Starts the compiled app in the local Functions host as a child process with these settings as its
- * environment, and waits until its health endpoint answers. Used by the end-to-end tests and the benchmark.
+ * environment, and waits until its health endpoint answers. Used by the end-to-end tests and the benchmark
+ * (which may pass Node options that NODE_OPTIONS does not take, such as --cpu-prof).
  */
 export async function launchHost(
   settings: Record<string, string>,
   port?: number,
   onOutput?: (text: string) => void,
+  nodeArgs: string[] = [],
 ): Promise<HostProcess> {
   const hostPort = port ?? (await freePort());
   const child = spawn(
     process.execPath,
-    [join(root, 'dist/local/host/main.js'), '--app', root, '--port', String(hostPort)],
+    [...nodeArgs, join(root, 'dist/local/host/main.js'), '--app', root, '--port', String(hostPort)],
     { cwd: root, env: { ...process.env, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -43,16 +43,28 @@ const JWKS_MAX_AGE_MS = 5 * 60_000;
 /** ...but at most this often, so tokens with made-up key ids cannot make every request fetch. */
 const JWKS_COOLDOWN_MS = 10_000;
 const CLOCK_SKEW_S = 60;
+/**
+ * A token verified once is taken as verified while it is valid, for at most this long (a key withdrawn from the
+ * key set stops counting within the time the key set itself is kept), and for at most this many tokens.
+ */
+const VERIFIED_MAX_AGE_MS = JWKS_MAX_AGE_MS;
+const VERIFIED_MAX_TOKENS = 1000;
 
 /**
  * Validates bearer tokens with `jose`: RS256 against the configured signing keys (Entra ID's JWKS), or HS256
  * with the local development secret when one is configured; no other algorithm. Checks signature, issuer,
  * audience, expiry (required) and not-before. A bad token is a 401 that says why; signing keys that cannot be
  * fetched are a 503, since the caller's token may well be good.
+ *
+ * A channel sends the same token with every request for its lifetime (an hour from Entra ID), and checking a
+ * signature is a good part of the CPU a submit costs, so a verified token's principal is kept and served while
+ * the token is valid (expiry and not-before are checked again on every use, with the same clock skew).
  */
 export class TokenVerifier {
   private readonly algorithms: string[];
   private readonly keys: JWTVerifyGetKey;
+  /** Verified tokens → their principal and the window (epoch ms) in which it may be served; oldest first. */
+  private readonly verified = new Map<string, { principal: Principal; from: number; until: number }>();
 
   constructor(private readonly settings: AuthSettings) {
     const jwks = settings.jwksUri
@@ -80,6 +92,17 @@ export class TokenVerifier {
   async verify(authorization: string | null | undefined): Promise<Principal> {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
     if (!token) throw unauthenticated('Send Authorization: Bearer <token>.');
+    const now = Date.now();
+    const known = this.verified.get(token);
+    if (known && now >= known.from && now < known.until) return known.principal;
+    this.verified.delete(token); // outside its window: verified afresh, which says why it is refused
+    const entry = await this.verifyToken(token);
+    if (this.verified.size >= VERIFIED_MAX_TOKENS) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, entry);
+    return entry.principal;
+  }
+
+  private async verifyToken(token: string): Promise<{ principal: Principal; from: number; until: number }> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.keys, {
@@ -97,10 +120,15 @@ export class TokenVerifier {
       (ROLES as readonly unknown[]).includes(r),
     );
     const channel = payload[this.settings.channelClaim];
+    const skew = CLOCK_SKEW_S * 1000;
     return {
-      subject: String(payload.sub ?? payload.oid ?? 'unknown'),
-      roles,
-      ...(typeof channel === 'string' ? { channel } : {}),
+      principal: {
+        subject: String(payload.sub ?? payload.oid ?? 'unknown'),
+        roles,
+        ...(typeof channel === 'string' ? { channel } : {}),
+      },
+      from: payload.nbf === undefined ? 0 : payload.nbf * 1000 - skew,
+      until: Math.min(payload.exp! * 1000 + skew, Date.now() + VERIFIED_MAX_AGE_MS),
     };
   }
 }

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { type AddressInfo } from 'node:net';
 
 import { SignJWT } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { signDevToken } from '../../local/dev-token';
 import { DomainError } from '../../shared/domain/errors';
@@ -71,6 +71,26 @@ describe('bearer tokens: claims and signing keys', () => {
     expect(await codeOf(dev.verify(unsigned({ ...claims, exp: now + 60, nbf: now + 600 })))).toMatch(/not valid yet/);
     expect(await codeOf(dev.verify(unsigned({ ...claims, exp: now + 60, nbf: now + 30 })))).toBe('ok');
     expect(await codeOf(dev.verify(unsigned({ ...claims, exp: now - 30 })))).toBe('ok');
+  });
+
+  it('serves a token verified once while it is valid, and refuses it once it has expired', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const verifier = new TokenVerifier({ ...settings, devSecret: secret });
+      const start = Date.now();
+      const token = unsigned({ ...claims, exp: Math.floor(start / 1000) + 120, nbf: Math.floor(start / 1000) });
+      expect(await verifier.verify(token)).toMatchObject({ roles: ['Channel'], channel: 'web' });
+      const sameToken = await verifier.verify(token); // served as verified
+      expect(sameToken).toMatchObject({ roles: ['Channel'], channel: 'web' });
+      // Another token with the same claims but a forged signature is checked, not served.
+      expect(await codeOf(verifier.verify(`${token.slice(0, -4)}AAAA`))).toMatch(/signature/);
+      vi.setSystemTime(start + 120_000 + 59_000); // within the minute of clock skew
+      expect(await codeOf(verifier.verify(token))).toBe('ok');
+      vi.setSystemTime(start + 120_000 + 61_000);
+      expect(await codeOf(verifier.verify(token))).toMatch(/expired/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('answers 503, not 401 or a hang, when the signing keys cannot be fetched', async () => {
