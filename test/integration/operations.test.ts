@@ -254,7 +254,7 @@ describe('processing customer operations against Table Storage', () => {
       for await (const entry of ctx.store.pending.list()) keys.push(entry.customerKey);
       return keys;
     };
-    const others = await Promise.all([1, 2, 3].map(() => submitCreate(ctx, { channel, customer: person() })));
+    await Promise.all([1, 2, 3].map(() => submitCreate(ctx, { channel, customer: person() })));
     const created = await submitCreate(ctx, { channel, customer: person() });
     const account = created.asyncCustomerAccount!;
     const first = doorbell.rung.at(-1)!;
@@ -265,7 +265,6 @@ describe('processing customer operations against Table Storage', () => {
     expect(await listed()).toEqual([account]);
     await processCustomer(ctx, account, second.pending);
     expect(await listed()).toEqual([]);
-    expect(others).toHaveLength(3);
   });
 
   it('a round that publishes its feed entries leaves no in-flight marker to hold readers back', async () => {
