@@ -70,6 +70,8 @@ export async function startBenchStack(options: { dataverse?: boolean } = {}): Pr
     // BENCH_HOST_CPU_PROF=<dir>: the host writes a V8 CPU profile there when it stops (bench/profile.ts sums it up
     // by component; Chrome DevTools opens it). An argument: NODE_OPTIONS does not take --cpu-prof.
     ...(process.env.BENCH_HOST_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_HOST_CPU_PROF}`] : []),
+    // BENCH_HOST_NODE_ARGS: more of Node's arguments for the host, space-separated (e.g. `--trace-gc`).
+    ...(process.env.BENCH_HOST_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
   ];
   let host: HostProcess;
   let hostOutput = '';

@@ -16,6 +16,14 @@ export interface HostProcess {
 }
 
 /**
+ * Node's arguments for the host: `languageWorkers__node__arguments`, the setting with which Azure's Functions
+ * host starts its Node worker, so that a heap limit (local.settings.json's) applies here as it would there.
+ */
+export function workerArguments(settings: Record<string, string>): string[] {
+  return (settings.languageWorkers__node__arguments ?? '').split(/\s+/).filter(Boolean);
+}
+
+/**
  * Starts the compiled app in the local Functions host as a child process with these settings as its
  * environment, and waits until its health endpoint answers. Used by the end-to-end tests and the benchmark
  * (which may pass Node options that NODE_OPTIONS does not take, such as --cpu-prof).
@@ -29,7 +37,15 @@ export async function launchHost(
   const hostPort = port ?? (await freePort());
   const child = spawn(
     process.execPath,
-    [...nodeArgs, join(root, 'dist/local/host/main.js'), '--app', root, '--port', String(hostPort)],
+    [
+      ...workerArguments(settings),
+      ...nodeArgs,
+      join(root, 'dist/local/host/main.js'),
+      '--app',
+      root,
+      '--port',
+      String(hostPort),
+    ],
     { cwd: root, env: { ...process.env, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

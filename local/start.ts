@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 
 import { startAzurite } from './azurite';
-import { hostStopGraceMs } from './host-process';
+import { hostStopGraceMs, workerArguments } from './host-process';
 import { stopChild } from './processes';
 import { projectRoot } from './root';
 import { devToken, localSettings } from './settings';
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
       'dist/local/host/main.js',
       ['--app', root, '--port', String(PORTS.host)],
       unexpected('host'),
+      workerArguments(localSettings(root)),
     );
     stops.push(() => stopChild(host, { name: 'Functions host', graceMs: hostStopGraceMs }));
     const baseUrl = `http://localhost:${PORTS.host}/api`;
@@ -97,8 +98,14 @@ Press Ctrl-C to stop.`);
   }
 }
 
-function run(name: string, script: string, args: string[], onExit: (why: string) => void): ChildProcess {
-  const child = spawn(process.execPath, [join(root, script), ...args], {
+function run(
+  name: string,
+  script: string,
+  args: string[],
+  onExit: (why: string) => void,
+  nodeArgs: string[] = [],
+): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, join(root, script), ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
